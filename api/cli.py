@@ -1,0 +1,107 @@
+"""The ``tuneforge`` server command: serve, worker, beat, migrate, keys create."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from models.settings import Settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api import embedded
+    from api.main import create_app
+
+    worker = None
+    if settings.embedded:
+        key, created = embedded.prepare(settings)
+        where = settings.api_key_file.resolve()
+        print(f"tuneforge embedded mode: data in {settings.data_dir.resolve()}", flush=True)
+        print(f"API key ({'new' if created else 'existing'}, saved in {where}): {key}", flush=True)
+    if settings.embedded or args.with_worker:
+        worker = embedded.start_worker(settings, concurrency=args.concurrency)
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from api.embedded import worker_command
+
+    settings.ensure_dirs()
+    command = worker_command(queue=settings.queue, concurrency=args.concurrency, beat=args.beat,
+                             data_dir=settings.data_dir.resolve(), pool=args.pool, name=args.name)
+    os.execv(command[0], command)
+    return 0  # pragma: no cover - execv does not return
+
+
+def _beat(_: argparse.Namespace, settings: Settings) -> int:
+    command = [sys.executable, "-m", "celery", "-A", "worker.app:app", "beat", "--loglevel=INFO",
+               "-s", str(settings.data_dir.resolve() / "celerybeat-schedule")]
+    settings.ensure_dirs()
+    os.execv(command[0], command)
+    return 0  # pragma: no cover
+
+
+def _migrate(_: argparse.Namespace, settings: Settings) -> int:
+    from models.migrate import upgrade_to_head
+
+    settings.ensure_dirs()
+    upgrade_to_head(settings.resolved_database_url())
+    print("schema is at head")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from api.embedded import create_key
+
+    print(create_key(settings, args.tenant, name=args.name))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="tuneforge", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the API (embedded mode also runs a worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--concurrency", type=int, default=1)
+    serve.add_argument("--with-worker", action="store_true", help="also run a local worker")
+    serve.set_defaults(run=_serve)
+    worker = commands.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("--concurrency", "-c", type=int, default=1)
+    worker.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    worker.add_argument("--beat", action="store_true", help="also run the reaper schedule")
+    worker.add_argument("--name", "-n", default=None)
+    worker.set_defaults(run=_worker)
+    beat = commands.add_parser("beat", help="run the reaper schedule")
+    beat.set_defaults(run=_beat)
+    migrate = commands.add_parser("migrate", help="upgrade the database schema to head")
+    migrate.set_defaults(run=_migrate)
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create an API key for a tenant (printed once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name", default=None)
+    create.set_defaults(run=_keys_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tuneforge`` command."""
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args, Settings())
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

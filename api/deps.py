@@ -1,0 +1,57 @@
+"""FastAPI dependencies as ``Annotated`` aliases: sessions, the caller's tenant, the queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.queue import JobQueue
+from models.errors import Unauthenticated
+from models.settings import Settings
+from models.store import KeyStore
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer tfg_...`")
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session for one request; services commit, anything left over is rolled back."""
+    factory: sessionmaker[Session] = request.app.state.sessions
+    with factory() as session:
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_queue(request: Request) -> JobQueue:
+    """The app's producer."""
+    queue: JobQueue = request.app.state.queue
+    return queue
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+
+def get_tenant(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The tenant id of the caller's API key, or 401."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("missing_api_key", "send 'Authorization: Bearer <api key>'")
+    tenant_id = KeyStore(session).tenant_for(credentials.credentials)
+    if tenant_id is None:
+        raise Unauthenticated("invalid_api_key", "the API key is unknown or revoked")
+    return tenant_id
+
+
+TenantDep = Annotated[str, Depends(get_tenant)]

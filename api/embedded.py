@@ -1,0 +1,68 @@
+"""Embedded mode: schema, a first tenant and key, and a local worker, with nothing installed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from models.db import make_engine, make_sessionmaker, session_scope
+from models.migrate import upgrade_to_head
+from models.settings import Settings
+from models.store import KeyStore
+
+FIRST_TENANT = "default"
+
+
+def create_key(settings: Settings, tenant: str, *, name: str | None = None) -> str:
+    """Create an API key for ``tenant`` (creating the tenant) and return its plaintext."""
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            keys = KeyStore(session)
+            _, plaintext = keys.create_key(keys.ensure_tenant(tenant).id, name=name)
+    finally:
+        engine.dispose()
+    return plaintext
+
+
+def ensure_first_key(settings: Settings) -> tuple[str, bool]:
+    """Return the embedded key from its file, creating tenant, key and file on first start."""
+    path = settings.api_key_file
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip(), False
+    plaintext = create_key(settings, FIRST_TENANT, name="embedded")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(plaintext + "\n")
+    return plaintext, True
+
+
+def prepare(settings: Settings) -> tuple[str, bool]:
+    """Create folders, migrate the SQLite schema and make sure a first key exists."""
+    settings.ensure_dirs()
+    upgrade_to_head(settings.resolved_database_url())
+    return ensure_first_key(settings)
+
+
+def worker_command(*, queue: str, concurrency: int, beat: bool, data_dir: Path,
+                   pool: str = "prefork", name: str | None = None) -> list[str]:
+    """The ``celery worker`` command line used by ``tuneforge serve`` and ``tuneforge worker``."""
+    command = [sys.executable, "-m", "celery", "-A", "worker.app:app", "worker", "-Q", queue,
+               "-c", str(concurrency), f"--pool={pool}", "--loglevel=INFO", "--without-gossip",
+               "--without-mingle"]
+    if name:
+        command += ["-n", name]
+    if beat:
+        command += ["-B", "-s", str(data_dir / "celerybeat-schedule")]
+    return command
+
+
+def start_worker(settings: Settings, *, concurrency: int = 1) -> subprocess.Popen[bytes]:
+    """Start a local worker (with the reaper's beat) for the embedded server."""
+    env = os.environ | {"TUNEFORGE_DATA_DIR": str(settings.data_dir.resolve())}
+    return subprocess.Popen(worker_command(queue=settings.queue, concurrency=concurrency,
+                                           beat=True, data_dir=settings.data_dir.resolve()),
+                            env=env)

@@ -1,0 +1,43 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.observability import configure_logging, install_metrics
+from api.queue import JobQueue
+from api.routes import datasets, health, jobs, models
+from models.db import make_engine, make_sessionmaker
+from models.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; the engine, sessions and producer live for the app's lifespan."""
+    settings = settings or Settings()
+    configure_logging(json_logs=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.ensure_dirs()
+        engine = make_engine(settings.resolved_database_url())
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessions = make_sessionmaker(engine)
+        app.state.queue = JobQueue(settings)
+        try:
+            yield
+        finally:
+            app.state.queue.close()
+            engine.dispose()
+
+    app = FastAPI(title="tuneforge", version="0.1.0", lifespan=lifespan,
+                  description="Training-as-a-service for Keras: train jobs and searches.")
+    app.state.registry = install_metrics(app)
+    install_error_handlers(app)
+    for router in (health.router, datasets.router, jobs.router, models.router):
+        app.include_router(router)
+    return app

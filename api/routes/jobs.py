@@ -1,0 +1,99 @@
+"""Job routes: submit, get (ETag, Retry-After), list, cancel, events, trials, metrics."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from api import services
+from api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
+from api.schemas import EpochOut, EventOut, JobCreate, JobOut, JobPage, TrialOut
+from models.status import TERMINAL, JobKind, JobStatus
+from models.store import JobStore, TrialStore
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+POLL_AFTER_S = {JobStatus.QUEUED: 1, JobStatus.RUNNING: 2, JobStatus.CANCELLING: 1}
+
+
+def _etag(job: JobOut) -> str:
+    return '"' + hashlib.sha256(job.model_dump_json().encode()).hexdigest()[:32] + '"'
+
+
+def _poll_headers(response: Response, job: JobOut) -> None:
+    response.headers["ETag"] = _etag(job)
+    if job.status not in TERMINAL:
+        response.headers["Retry-After"] = str(POLL_AFTER_S[job.status])
+
+
+@router.post("", status_code=202, response_model=JobOut)
+def submit_job(
+    tenant_id: TenantDep, session: SessionDep, queue: QueueDep, body: JobCreate,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JobOut:
+    """Validate and queue a job; 202 with Location. Replays of an Idempotency-Key return it."""
+    job, _created = services.submit_job(session, queue, tenant_id=tenant_id, body=body,
+                                        idempotency_key=idempotency_key)
+    out = JobOut.of(job)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    _poll_headers(response, out)
+    return out
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    tenant_id: TenantDep, session: SessionDep, settings: SettingsDep,
+    status: JobStatus | None = None, kind: JobKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+) -> JobPage:
+    """The caller's jobs, newest first, filtered by status and kind."""
+    page = JobStore(session).page(tenant_id, status=status, kind=kind, cursor=cursor,
+                                  limit=min(limit, settings.page_size_max))
+    return JobPage(items=[JobOut.of(j) for j in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses={304: {"description": "Not modified"}})
+def get_job(tenant_id: TenantDep, session: SessionDep, job_id: str, request: Request,
+            response: Response) -> JobOut | Response:
+    """One job; honours If-None-Match and says when to poll again."""
+    out = JobOut.of(JobStore(session).get(tenant_id, job_id))
+    etag = _etag(out)
+    if request.headers.get("if-none-match") == etag:
+        headers = {"ETag": etag}
+        if out.status not in TERMINAL:
+            headers["Retry-After"] = str(POLL_AFTER_S[out.status])
+        return Response(status_code=304, headers=headers)
+    _poll_headers(response, out)
+    return out
+
+
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobOut)
+def cancel_job(tenant_id: TenantDep, session: SessionDep, job_id: str) -> JobOut:
+    """Cancel: queued jobs stop now, running ones within seconds."""
+    return JobOut.of(services.cancel_job(session, tenant_id=tenant_id, job_id=job_id))
+
+
+@router.get("/{job_id}/events", response_model=list[EventOut], response_model_by_alias=True)
+def job_events(tenant_id: TenantDep, session: SessionDep, job_id: str) -> list[EventOut]:
+    """The job's status history."""
+    jobs = JobStore(session)
+    jobs.get(tenant_id, job_id)
+    return [EventOut.of(e) for e in jobs.events(job_id)]
+
+
+@router.get("/{job_id}/trials", response_model=list[TrialOut])
+def job_trials(tenant_id: TenantDep, session: SessionDep, job_id: str) -> list[TrialOut]:
+    """The job's trials."""
+    JobStore(session).get(tenant_id, job_id)
+    return [TrialOut.of(t) for t in TrialStore(session).for_job(job_id)]
+
+
+@router.get("/{job_id}/metrics", response_model=list[EpochOut])
+def job_metrics(tenant_id: TenantDep, session: SessionDep, job_id: str,
+                trial: Annotated[int | None, Query(ge=0)] = None) -> list[EpochOut]:
+    """Per-epoch metrics of the job's trials (or of one trial)."""
+    JobStore(session).get(tenant_id, job_id)
+    return [EpochOut.of(n, row) for n, row in TrialStore(session).epochs(job_id,
+                                                                          trial_number=trial)]

@@ -1,0 +1,32 @@
+"""Model routes: the model card and the ``.keras`` file."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from api.deps import SessionDep, SettingsDep, TenantDep
+from api.schemas import ModelOut
+from api.services import model_path
+from models.errors import NotFound
+from models.store import ModelStore
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+@router.get("/{model_id}", response_model=ModelOut)
+def get_model(tenant_id: TenantDep, session: SessionDep, model_id: str) -> ModelOut:
+    """A model's card: task, input schema, metrics, checksum."""
+    return ModelOut.of(ModelStore(session).get(tenant_id, model_id))
+
+
+@router.get("/{model_id}/download", response_class=FileResponse)
+def download_model(tenant_id: TenantDep, session: SessionDep, settings: SettingsDep,
+                   model_id: str) -> FileResponse:
+    """The ``.keras`` file, preprocessing inside; load with ``keras.saving.load_model``."""
+    model = ModelStore(session).get(tenant_id, model_id)
+    path = model_path(settings, model.storage_key)
+    if not path.is_file():
+        raise NotFound("model_file_missing", f"the file of model '{model_id}' is gone")
+    return FileResponse(path, media_type="application/octet-stream",
+                        filename=f"{model_id}.keras", headers={"X-Checksum-SHA256": model.sha256})

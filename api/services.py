@@ -1,0 +1,140 @@
+"""Use-cases: one transaction each; files land before the commit, messages go after it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.queue import JobQueue
+from api.schemas import JobCreate
+from models.base import new_id
+from models.errors import Conflict, FieldError, InvalidInput, NotFound
+from models.settings import Settings
+from models.spec import resolve_spec
+from models.status import TERMINAL, JobStatus
+from models.store import DatasetStore, JobStore
+from models.tables import Dataset, Job
+from models.tabular import HeaderMode, parse_csv
+
+log = structlog.get_logger(__name__)
+
+
+def upload_dataset(session: Session, settings: Settings, *, tenant_id: str, raw: bytes,
+                   name: str, header: HeaderMode) -> Dataset:
+    """Validate and profile a CSV, store it under a generated id, and record it."""
+    table = parse_csv(raw, header=header)
+    dataset_id = new_id("ds")
+    storage_key = f"datasets/{dataset_id}.csv"
+    final = settings.data_dir / storage_key
+    partial = settings.data_dir / "tmp" / f"{dataset_id}.partial"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with partial.open("wb") as handle:
+        handle.write(raw)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        dataset = DatasetStore(session).add(Dataset(
+            id=dataset_id, tenant_id=tenant_id, name=name, storage_key=storage_key,
+            has_header=table.has_header, rows=len(table.frame), columns=table.columns,
+            sha256=hashlib.sha256(raw).hexdigest(), size_bytes=len(raw)))
+        os.replace(partial, final)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        partial.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+        raise
+    return dataset
+
+
+def delete_dataset(session: Session, settings: Settings, *, tenant_id: str,
+                   dataset_id: str) -> None:
+    """Delete a dataset no active job uses: the row is kept for history, the bytes are removed."""
+    dataset = DatasetStore(session).mark_deleted(tenant_id, dataset_id)
+    session.commit()
+    (settings.data_dir / dataset.storage_key).unlink(missing_ok=True)
+
+
+def _request_hash(body: JobCreate) -> str:
+    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+                          ).hexdigest()
+
+
+def _replay(existing: Job, request_hash: str) -> Job:
+    if existing.request_hash != request_hash:
+        raise Conflict("idempotency_key_reused",
+                       "this Idempotency-Key was used for a different request")
+    return existing
+
+
+def submit_job(session: Session, queue: JobQueue, *, tenant_id: str, body: JobCreate,
+               idempotency_key: str | None) -> tuple[Job, bool]:
+    """Validate, store a queued job, commit, then enqueue; returns (job, newly created)."""
+    request_hash = _request_hash(body)
+    jobs = JobStore(session)
+    if idempotency_key:
+        existing = jobs.by_idempotency_key(tenant_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, request_hash), False
+    try:
+        dataset = DatasetStore(session).get(tenant_id, body.dataset_id)
+    except NotFound as exc:
+        raise InvalidInput(exc.code, exc.detail, [FieldError(("body", "dataset_id"),
+                                                             "unknown dataset")]) from exc
+    spec = resolve_spec(body.spec, kind=body.kind, target=body.target, columns=dataset.columns)
+    job = Job(tenant_id=tenant_id, kind=body.kind, name=body.name, dataset_id=dataset.id,
+              target=body.target, spec=spec.model_dump(mode="json"), trials_total=1,
+              epochs=spec.training.epochs, idempotency_key=idempotency_key,
+              request_hash=request_hash)
+    try:
+        jobs.add(job)
+        session.commit()
+    except (Conflict, IntegrityError):
+        # A concurrent retry with the same key won the race: answer with its job.
+        session.rollback()
+        existing = jobs.by_idempotency_key(tenant_id, idempotency_key or "")
+        if existing is None:
+            raise
+        return _replay(existing, request_hash), False
+    dispatch(session, queue, job.id)
+    return job, True
+
+
+def dispatch(session: Session, queue: JobQueue, job_id: str) -> None:
+    """Send the job's message after its row is committed; on failure the reaper re-sends it."""
+    try:
+        queue.send_run_job(job_id)
+    except Exception:
+        log.warning("dispatch_failed_reaper_will_retry", job_id=job_id, exc_info=True)
+        return
+    JobStore(session).mark_dispatched(job_id)
+    session.commit()
+
+
+def cancel_job(session: Session, *, tenant_id: str, job_id: str) -> Job:
+    """Cancel a queued job now, or ask the worker running it to stop."""
+    jobs = JobStore(session)
+    job = jobs.get(tenant_id, job_id)
+    status = JobStatus(job.status)
+    if status == JobStatus.CANCELLED or status == JobStatus.CANCELLING:
+        return job
+    if status in TERMINAL:
+        raise Conflict("job_finished", f"job '{job_id}' already finished as {status}")
+    for target in (JobStatus.CANCELLED, JobStatus.CANCELLING):
+        if jobs.transition(job_id, target, reason="cancel requested"):
+            break
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def model_path(settings: Settings, storage_key: str) -> Path:
+    """Where a stored object lives on disk."""
+    return settings.data_dir / storage_key

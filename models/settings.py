@@ -1,0 +1,75 @@
+"""Configuration shared by the API and the workers, read from ``TUNEFORGE_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of a tuneforge process; with nothing set, the embedded default (SQLite, files)."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNEFORGE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("tuneforge-data"), description="Datasets, models, state.")
+    database_url: str | None = Field(default=None, description="Default: SQLite in data_dir.")
+    broker_url: str | None = Field(default=None, description="Default: a broker folder in data_dir.")
+    queue: str = "tuneforge.jobs"
+
+    # Worker behaviour: the database lease decides who runs a job, not the broker.
+    job_soft_time_limit_s: int = 6 * 3600
+    job_hard_time_limit_s: int = 6 * 3600 + 300
+    lease_timeout_s: int = 120
+    heartbeat_interval_s: float = 5.0
+    max_attempts: int = 3
+    redispatch_after_s: int = 60
+    worker_max_tasks_per_child: int = 20
+
+    # API limits.
+    max_upload_bytes: int = 200 * 1024 * 1024
+    page_size_max: int = 200
+    log_json: bool = False
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def embedded(self) -> bool:
+        """True when no database was configured: SQLite and a local broker folder."""
+        return self.database_url is None
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tuneforge.db').resolve()}"
+
+    def resolved_broker_url(self) -> str:
+        """The broker URL, defaulting to kombu's filesystem transport inside ``data_dir``."""
+        return self.broker_url or "filesystem://"
+
+    def broker_transport_options(self) -> dict[str, object]:
+        """Transport options: folders for the filesystem broker, visibility timeout for Redis."""
+        if self.resolved_broker_url().startswith("filesystem"):
+            folder = (self.data_dir / "broker").resolve()
+            for sub in ("queue", "processed"):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+            return {
+                "data_folder_in": str(folder / "queue"),
+                "data_folder_out": str(folder / "queue"),
+                "processed_folder": str(folder / "processed"),
+                "store_processed": False,
+                "polling_interval": 0.05,
+            }
+        # A task running past the visibility timeout is handed to a second worker (celery#5935).
+        return {"visibility_timeout": self.job_hard_time_limit_s + 3600}
+
+    def ensure_dirs(self) -> None:
+        """Create the data folders this process writes to."""
+        for sub in ("datasets", "models", "tmp"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def api_key_file(self) -> Path:
+        """Where embedded mode writes the first API key for the CLI and SDK."""
+        return self.data_dir / "api_key"

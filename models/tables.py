@@ -1,0 +1,151 @@
+"""The persistent entities: tenants and keys, datasets, jobs with their history, trials, models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, CreatedAtMixin, JsonType, id_column, new_id
+
+
+class Tenant(CreatedAtMixin, Base):
+    """An organisation; every other object belongs to exactly one."""
+
+    __tablename__ = "tenant"
+
+    id: Mapped[str] = id_column("ten")
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class ApiKey(CreatedAtMixin, Base):
+    """A bearer key, stored only as its SHA-256 (keys carry 256 bits, so no slow hash is needed)."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[str] = id_column("key")
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None]
+
+
+class Dataset(CreatedAtMixin, Base):
+    """An uploaded CSV: its profile in the row, its bytes on disk under ``storage_key``."""
+
+    __tablename__ = "dataset"
+    __table_args__ = (Index("ix_dataset_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = id_column("ds")
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    has_header: Mapped[bool]
+    rows: Mapped[int]
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int]
+    deleted_at: Mapped[datetime | None]
+
+
+class Job(CreatedAtMixin, Base):
+    """A train or search job; ``status`` changes only through ``JobStore.transition``."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_job_status", "status"),
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_job_tenant_idempotency_key"),
+    )
+
+    id: Mapped[str] = id_column("job")
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("dataset.id"), index=True)
+    target: Mapped[str] = mapped_column(String(255))
+    spec: Mapped[dict[str, Any]]
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[dict[str, Any] | None]
+    best: Mapped[dict[str, Any] | None]
+    trials_done: Mapped[int] = mapped_column(Integer, default=0)
+    trials_total: Mapped[int] = mapped_column(Integer, default=0)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    epochs: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class JobEvent(Base):
+    """One status change of a job: the history beside the current state."""
+
+    __tablename__ = "job_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Trial(Base):
+    """One model fit inside a job (a train job has exactly one)."""
+
+    __tablename__ = "trial"
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_trial_job_number"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("trl"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    hyperparameters: Mapped[dict[str, Any]]
+    score: Mapped[float | None]
+    metrics: Mapped[dict[str, Any] | None]
+    diagnostics: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class EpochMetric(Base):
+    """The metrics of one epoch of one trial, with per-layer gradient norms."""
+
+    __tablename__ = "epoch_metric"
+    __table_args__ = (UniqueConstraint("trial_id", "epoch", name="uq_epoch_metric_trial_epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trial.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int]
+    values: Mapped[dict[str, Any]]
+    grad_norms: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
+
+
+class Model(CreatedAtMixin, Base):
+    """A saved ``.keras`` file with preprocessing inside, and what it was trained for."""
+
+    __tablename__ = "model"
+
+    id: Mapped[str] = id_column("mdl")
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trial.id", ondelete="CASCADE"))
+    task: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(255))
+    input_schema: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    storage_key: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int]

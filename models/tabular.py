@@ -1,0 +1,117 @@
+"""Reading and profiling tabular CSV files; the one place both API and worker parse a dataset."""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from models.errors import InvalidInput
+
+MISSING_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"})
+CATEGORICAL_MAX_DISTINCT = 100
+HeaderMode = Literal["auto", "true", "false"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A parsed CSV: typed columns, the header decision and the per-column profile."""
+
+    frame: pd.DataFrame
+    has_header: bool
+    columns: list[dict[str, Any]]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _decode(raw: bytes) -> str:
+    if not raw.strip():
+        raise InvalidInput("empty_file", "the uploaded file is empty")
+    if b"\x00" in raw:
+        raise InvalidInput("not_csv", "the uploaded file is binary, not a CSV text file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            "invalid_encoding",
+            f"the file is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})",
+        ) from exc
+
+
+def _read_cells(text: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            io.StringIO(text), header=None, dtype=str, keep_default_na=False,
+            skip_blank_lines=True, skipinitialspace=True,
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput("invalid_csv", f"the file is not a valid CSV: {reason}") from exc
+
+
+def _decide_header(first_row: list[str], mode: HeaderMode) -> bool:
+    if mode != "auto":
+        return mode == "true"
+    return all(cell.strip() and not _is_number(cell) for cell in first_row)
+
+
+def _column_names(cells: pd.DataFrame, has_header: bool) -> list[str]:
+    if not has_header:
+        return [f"col_{i}" for i in range(cells.shape[1])]
+    names = [str(cell).strip() for cell in cells.iloc[0]]
+    if any(not name for name in names):
+        raise InvalidInput("invalid_csv", "the header row has an empty column name")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InvalidInput("duplicate_columns", "duplicate column names: " + ", ".join(duplicates))
+    return names
+
+
+def _typed_column(values: pd.Series) -> tuple[pd.Series, dict[str, Any]]:
+    stripped = values.str.strip()
+    missing_mask = stripped.isin(MISSING_TOKENS)
+    present = stripped[~missing_mask]
+    numeric = pd.to_numeric(present, errors="coerce")
+    profile: dict[str, Any] = {"missing": int(missing_mask.sum()), "distinct": int(present.nunique())}
+    if len(present) and numeric.notna().all() and bool(numeric.map(math.isfinite).all()):
+        column = pd.to_numeric(stripped.where(~missing_mask), errors="coerce").astype("float64")
+        profile |= {
+            "dtype": "numeric",
+            "integer": bool((numeric == numeric.round()).all()),
+            "min": float(numeric.min()), "max": float(numeric.max()),
+            "mean": float(numeric.mean()), "std": float(numeric.std(ddof=0)),
+        }
+        return column, profile
+    limit = min(CATEGORICAL_MAX_DISTINCT, max(20, len(present) // 2))
+    profile["dtype"] = "categorical" if profile["distinct"] <= limit else "text"
+    return stripped.where(~missing_mask, None), profile
+
+
+def parse_csv(raw: bytes, *, header: HeaderMode = "auto") -> Table:
+    """Parse and profile CSV bytes, raising ``InvalidInput`` with a precise code on bad input."""
+    cells = _read_cells(_decode(raw))
+    if cells.shape[1] < 2:
+        raise InvalidInput(
+            "too_few_columns",
+            f"the file has {cells.shape[1]} column; a dataset needs at least 2 (features and a target)",
+        )
+    has_header = _decide_header([str(c) for c in cells.iloc[0]], header)
+    names = _column_names(cells, has_header)
+    body = cells.iloc[1:] if has_header else cells
+    if body.empty:
+        raise InvalidInput("no_rows", "the file has a header but no data rows")
+    frame = pd.DataFrame(index=range(len(body)))
+    profiles: list[dict[str, Any]] = []
+    for index, name in enumerate(names):
+        column, profile = _typed_column(body.iloc[:, index].reset_index(drop=True))
+        frame[name] = column
+        profiles.append({"name": name, **profile})
+    return Table(frame=frame, has_header=has_header, columns=profiles)

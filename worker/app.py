@@ -1,0 +1,47 @@
+"""The Celery application, configured for long training tasks (see ENVIRONMENT.md's traps)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from models.settings import Settings
+from worker.protocol import REAP_JOBS
+from worker.runtime import reset_runtime
+
+REAP_EVERY_S = 30.0
+# TensorFlow (imported later, inside tasks) reads this once: keep its C++ banner out of logs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def create_celery(settings: Settings) -> Celery:
+    """Build a Celery app for ``settings``; the same code serves Redis and the embedded broker."""
+    app = Celery("tuneforge", broker=settings.resolved_broker_url(), include=["worker.tasks"])
+    app.conf.update(
+        broker_transport_options=settings.broker_transport_options(),
+        broker_connection_retry_on_startup=True,
+        task_default_queue=settings.queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
+        task_soft_time_limit=settings.job_soft_time_limit_s,
+        task_time_limit=settings.job_hard_time_limit_s,
+        task_ignore_result=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        beat_schedule={"reap-jobs": {"task": REAP_JOBS, "schedule": REAP_EVERY_S,
+                                     "options": {"queue": settings.queue, "expires": REAP_EVERY_S}}},
+    )
+    return app
+
+
+@worker_process_init.connect
+def _fresh_process_state(**_: object) -> None:
+    # Engines and sockets do not survive fork: every child builds its own.
+    reset_runtime()
+
+
+app = create_celery(Settings())

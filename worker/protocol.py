@@ -1,0 +1,11 @@
+"""Task names and messages shared by producers (the API) and workers: the API's only worker import."""
+
+from __future__ import annotations
+
+RUN_JOB = "tuneforge.run_job"
+REAP_JOBS = "tuneforge.reap_jobs"
+
+
+def run_job_args(job_id: str) -> list[str]:
+    """Positional arguments of a ``RUN_JOB`` message: ids only, never ORM objects."""
+    return [job_id]

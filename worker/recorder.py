@@ -1,0 +1,79 @@
+"""The only bridge from training to the database: epochs, heartbeats, cancellation, results."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+from models.db import session_scope
+from models.status import JobStatus
+from models.store import JobStore, TrialStore
+from worker.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+class Recorder:
+    """Records one trial of one job under the lease ``token``; implements training's Reporter."""
+
+    def __init__(self, rt: Runtime, job_id: str, token: str) -> None:
+        self.rt = rt
+        self.job_id = job_id
+        self.token = token
+        self.trial_id: str | None = None
+        self.epochs_total = 0
+        self._stop = threading.Event()
+        self.lease_lost = False
+
+    def start_trial(self, number: int, *, hyperparameters: dict[str, Any], epochs: int) -> str:
+        """Open the trial row and reset progress."""
+        self.epochs_total = epochs
+        with session_scope(self.rt.sessions) as session:
+            trial = TrialStore(session).start(self.job_id, number, hyperparameters=hyperparameters,
+                                              worker=self.rt.worker_name)
+            JobStore(session).set_progress(self.job_id, epoch=0, epochs=epochs)
+            self.trial_id = trial.id
+        return trial.id
+
+    def on_epoch(self, epoch: int, values: dict[str, float], grad_norms: dict[str, float]) -> None:
+        """Store one epoch and the job's progress, and renew the lease, in one transaction."""
+        assert self.trial_id is not None
+        with session_scope(self.rt.sessions) as session:
+            TrialStore(session).record_epoch(self.trial_id, epoch, values, grad_norms)
+            JobStore(session).set_progress(self.job_id, epoch=epoch)
+            self._observe(JobStore(session).heartbeat(self.job_id, self.token))
+
+    def should_stop(self) -> bool:
+        """True once the job is being cancelled or this worker lost its lease."""
+        return self._stop.is_set()
+
+    def _observe(self, status: JobStatus | None) -> None:
+        if status is None:
+            self.lease_lost = True
+            self._stop.set()
+        elif status == JobStatus.CANCELLING:
+            self._stop.set()
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                with session_scope(self.rt.sessions) as session:
+                    self._observe(JobStore(session).heartbeat(self.job_id, self.token))
+            except Exception:  # a failed beat is retried next interval; the lease has slack
+                log.warning("heartbeat_failed", job_id=self.job_id, exc_info=True)
+
+    @contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """Renew the lease and watch for cancellation in the background while the block runs."""
+        thread = threading.Thread(target=self._beat, args=(self.rt.settings.heartbeat_interval_s,),
+                                  name=f"heartbeat-{self.job_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            thread.join(timeout=5)

@@ -1,0 +1,68 @@
+"""Load a stored dataset, pick features, encode the target and split rows reproducibly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from models.spec import JobSpec
+from models.tabular import parse_csv
+from worker.training.reporting import TrainingFailed
+
+
+@dataclass
+class Prepared:
+    """Feature frames split into training and validation, with encoded targets."""
+
+    task: str
+    features: list[dict[str, Any]]
+    x_train: pd.DataFrame
+    x_val: pd.DataFrame
+    y_train: np.ndarray
+    y_val: np.ndarray
+    classes: list[Any]
+
+
+def load_frame(path: Path, *, has_header: bool) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Parse a stored CSV exactly as the upload did."""
+    table = parse_csv(path.read_bytes(), header="true" if has_header else "false")
+    return table.frame, table.columns
+
+
+def _encode_target(values: pd.Series, task: str) -> tuple[np.ndarray, list[Any]]:
+    if task == "regression":
+        return values.astype("float32").to_numpy(), []
+    classes = sorted(values.unique().tolist(), key=lambda v: (isinstance(v, str), v))
+    index = {value: i for i, value in enumerate(classes)}
+    codes = values.map(index).astype("int64").to_numpy()
+    # Integral floats read back from CSV become ints so labels look like the user's data.
+    return codes, [int(c) if isinstance(c, float) and c.is_integer() else c for c in classes]
+
+
+def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str,
+            spec: JobSpec) -> Prepared:
+    """Drop rows without a target, keep numeric and categorical features, split train/val."""
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+    features = [c for c in columns if c["name"] != target and c["dtype"] != "text"]
+    if not features:
+        raise TrainingFailed("no_features", "no numeric or categorical feature column to learn from")
+    y, classes = _encode_target(frame[target], spec.task)
+    x = frame[[c["name"] for c in features]]
+    stratify = None
+    if spec.task != "regression" and spec.split.stratify:
+        counts = np.bincount(y)
+        if counts.min() >= 2:
+            stratify = y
+    x_train, x_val, y_train, y_val = train_test_split(
+        x, y, test_size=spec.split.validation_fraction, random_state=spec.split.seed,
+        stratify=stratify,
+    )
+    if len(x_train) < 2 or len(x_val) < 1:
+        raise TrainingFailed("too_few_rows", f"{len(frame)} rows cannot be split for validation")
+    return Prepared(spec.task, features, x_train.reset_index(drop=True),
+                    x_val.reset_index(drop=True), y_train, y_val, classes)
