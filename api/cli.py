@@ -37,15 +37,30 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from api.embedded import worker_command
 
     settings.ensure_dirs()
-    command = worker_command(queue=settings.queue, concurrency=args.concurrency, beat=args.beat,
-                             data_dir=settings.data_dir.resolve(), pool=args.pool, name=args.name)
+    command = worker_command(
+        queue=settings.queue,
+        concurrency=args.concurrency,
+        beat=args.beat,
+        data_dir=settings.data_dir.resolve(),
+        pool=args.pool,
+        name=args.name,
+    )
     os.execv(command[0], command)
     return 0  # pragma: no cover - execv does not return
 
 
 def _beat(_: argparse.Namespace, settings: Settings) -> int:
-    command = [sys.executable, "-m", "celery", "-A", "worker.app:app", "beat", "--loglevel=INFO",
-               "-s", str(settings.data_dir.resolve() / "celerybeat-schedule")]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.app:app",
+        "beat",
+        "--loglevel=INFO",
+        "-s",
+        str(settings.data_dir.resolve() / "celerybeat-schedule"),
+    ]
     settings.ensure_dirs()
     os.execv(command[0], command)
     return 0  # pragma: no cover
@@ -88,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="upgrade the database schema to head")
     migrate.set_defaults(run=_migrate)
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
-        dest="keys_command", required=True)
+        dest="keys_command", required=True
+    )
     create = keys.add_parser("create", help="create an API key for a tenant (printed once)")
     create.add_argument("--tenant", required=True)
     create.add_argument("--name", default=None)

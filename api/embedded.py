@@ -47,12 +47,32 @@ def prepare(settings: Settings) -> tuple[str, bool]:
     return ensure_first_key(settings)
 
 
-def worker_command(*, queue: str, concurrency: int, beat: bool, data_dir: Path,
-                   pool: str = "prefork", name: str | None = None) -> list[str]:
+def worker_command(
+    *,
+    queue: str,
+    concurrency: int,
+    beat: bool,
+    data_dir: Path,
+    pool: str = "prefork",
+    name: str | None = None,
+) -> list[str]:
     """The ``celery worker`` command line used by ``tuneforge serve`` and ``tuneforge worker``."""
-    command = [sys.executable, "-m", "celery", "-A", "worker.app:app", "worker", "-Q", queue,
-               "-c", str(concurrency), f"--pool={pool}", "--loglevel=INFO", "--without-gossip",
-               "--without-mingle"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.app:app",
+        "worker",
+        "-Q",
+        queue,
+        "-c",
+        str(concurrency),
+        f"--pool={pool}",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if name:
         command += ["-n", name]
     if beat:
@@ -63,6 +83,9 @@ def worker_command(*, queue: str, concurrency: int, beat: bool, data_dir: Path,
 def start_worker(settings: Settings, *, concurrency: int = 1) -> subprocess.Popen[bytes]:
     """Start a local worker (with the reaper's beat) for the embedded server."""
     env = os.environ | {"TUNEFORGE_DATA_DIR": str(settings.data_dir.resolve())}
-    return subprocess.Popen(worker_command(queue=settings.queue, concurrency=concurrency,
-                                           beat=True, data_dir=settings.data_dir.resolve()),
-                            env=env)
+    return subprocess.Popen(
+        worker_command(
+            queue=settings.queue, concurrency=concurrency, beat=True, data_dir=settings.data_dir.resolve()
+        ),
+        env=env,
+    )

@@ -21,23 +21,44 @@ from models.errors import (
 
 log = structlog.get_logger(__name__)
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
-    InvalidInput: 422, NotFound: 404, Conflict: 409, Unauthenticated: 401, PayloadTooLarge: 413,
+    InvalidInput: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Unauthenticated: 401,
+    PayloadTooLarge: 413,
 }
-CODE_BY_STATUS = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-                  405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
-                  415: "unsupported_media_type", 429: "rate_limited"}
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
 
 
-def problem(status: int, code: str, title: str, detail: str,
-            errors: list[dict[str, Any]] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """A problem+json response."""
-    body: dict[str, Any] = {"type": f"https://tuneforge.dev/problems/{code}", "title": title,
-                            "status": status, "detail": detail, "code": code}
+    body: dict[str, Any] = {
+        "type": f"https://tuneforge.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type="application/problem+json",
-                        headers=headers)
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
 def _loc(loc: Any) -> list[Any]:
@@ -48,8 +69,14 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     status = next(code for kind, code in STATUS_BY_ERROR.items() if isinstance(exc, kind))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return problem(status, exc.code, exc.title, exc.detail,
-                   [{"loc": list(e.loc), "msg": e.msg} for e in exc.errors] or None, headers)
+    return problem(
+        status,
+        exc.code,
+        exc.title,
+        exc.detail,
+        [{"loc": list(e.loc), "msg": e.msg} for e in exc.errors] or None,
+        headers,
+    )
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
@@ -65,14 +92,20 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = CODE_BY_STATUS.get(exc.status_code, "http_error")
-    return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail),
-                   headers=getattr(exc, "headers", None))
+    return problem(
+        exc.status_code,
+        code,
+        code.replace("_", " ").capitalize(),
+        str(exc.detail),
+        headers=getattr(exc, "headers", None),
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
-    return problem(500, "internal_error", "Internal error",
-                   "an unexpected error occurred; it has been logged")
+    return problem(
+        500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged"
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -34,8 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.queue.close()
             engine.dispose()
 
-    app = FastAPI(title="tuneforge", version="0.1.0", lifespan=lifespan,
-                  description="Training-as-a-service for Keras: train jobs and searches.")
+    app = FastAPI(
+        title="tuneforge",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Training-as-a-service for Keras: train jobs and searches.",
+    )
     app.state.registry = install_metrics(app)
     install_error_handlers(app)
     for router in (health.router, datasets.router, jobs.router, models.router):

@@ -17,9 +17,13 @@ def configure_logging(*, json_logs: bool) -> None:
         structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso"),
-                    structlog.processors.format_exc_info, renderer],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
@@ -29,14 +33,15 @@ def configure_logging(*, json_logs: bool) -> None:
 def install_metrics(app: FastAPI) -> CollectorRegistry:
     """Count and time requests by route template (not raw path, to bound label cardinality)."""
     registry = CollectorRegistry()
-    requests = Counter("tuneforge_http_requests", "HTTP requests", ["method", "route", "status"],
-                       registry=registry)
-    latency = Histogram("tuneforge_http_request_seconds", "HTTP request latency",
-                        ["method", "route"], registry=registry)
+    requests = Counter(
+        "tuneforge_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "tuneforge_http_request_seconds", "HTTP request latency", ["method", "route"], registry=registry
+    )
 
     @app.middleware("http")
-    async def _measure(request: Request,
-                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         route = getattr(request.scope.get("route"), "path", "unmatched")

@@ -22,12 +22,10 @@ class JobQueue:
             task_ignore_result=True,
         )
 
-    @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.1, max=1),
-           reraise=True)
+    @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.1, max=1), reraise=True)
     def send_run_job(self, job_id: str) -> None:
         """Publish the job's message; retried briefly, then the reaper re-sends it."""
-        self.celery.send_task(RUN_JOB, args=run_job_args(job_id), queue=self.settings.queue,
-                              retry=False)
+        self.celery.send_task(RUN_JOB, args=run_job_args(job_id), queue=self.settings.queue, retry=False)
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""

@@ -37,10 +37,16 @@ class DatasetOut(BaseModel):
     @classmethod
     def of(cls, row: Dataset) -> DatasetOut:
         """Build from a row."""
-        return cls(id=row.id, name=row.name, rows=row.rows,
-                   columns=[ColumnOut.model_validate(c) for c in row.columns],
-                   header=row.has_header, sha256=row.sha256, size_bytes=row.size_bytes,
-                   created_at=row.created_at)
+        return cls(
+            id=row.id,
+            name=row.name,
+            rows=row.rows,
+            columns=[ColumnOut.model_validate(c) for c in row.columns],
+            header=row.has_header,
+            sha256=row.sha256,
+            size_bytes=row.size_bytes,
+            created_at=row.created_at,
+        )
 
 
 class DatasetPage(BaseModel):
@@ -93,12 +99,22 @@ class JobOut(BaseModel):
     def of(cls, row: Job) -> JobOut:
         """Build from a row."""
         return cls(
-            id=row.id, kind=JobKind(row.kind), name=row.name, status=JobStatus(row.status),
-            dataset_id=row.dataset_id, target=row.target, spec=row.spec,
-            progress=Progress(trials_done=row.trials_done, trials_total=row.trials_total,
-                              epoch=row.epoch, epochs=row.epochs),
-            attempt=row.attempt, error=row.error, best=row.best, created_at=row.created_at,
-            started_at=row.started_at, finished_at=row.finished_at,
+            id=row.id,
+            kind=JobKind(row.kind),
+            name=row.name,
+            status=JobStatus(row.status),
+            dataset_id=row.dataset_id,
+            target=row.target,
+            spec=row.spec,
+            progress=Progress(
+                trials_done=row.trials_done, trials_total=row.trials_total, epoch=row.epoch, epochs=row.epochs
+            ),
+            attempt=row.attempt,
+            error=row.error,
+            best=row.best,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
         )
 
 
@@ -122,8 +138,12 @@ class EventOut(BaseModel):
     @classmethod
     def of(cls, row: JobEvent) -> EventOut:
         """Build from a row."""
-        return cls(at=row.at, from_=JobStatus(row.from_status) if row.from_status else None,
-                   to=JobStatus(row.to_status), reason=row.reason)
+        return cls(
+            at=row.at,
+            from_=JobStatus(row.from_status) if row.from_status else None,
+            to=JobStatus(row.to_status),
+            reason=row.reason,
+        )
 
 
 class TrialOut(BaseModel):
@@ -144,10 +164,19 @@ class TrialOut(BaseModel):
     @classmethod
     def of(cls, row: Trial) -> TrialOut:
         """Build from a row."""
-        return cls(id=row.id, number=row.number, status=row.status,
-                   hyperparameters=row.hyperparameters, score=row.score, metrics=row.metrics,
-                   diagnostics=row.diagnostics, error=row.error, started_at=row.started_at,
-                   finished_at=row.finished_at, worker=row.worker)
+        return cls(
+            id=row.id,
+            number=row.number,
+            status=row.status,
+            hyperparameters=row.hyperparameters,
+            score=row.score,
+            metrics=row.metrics,
+            diagnostics=row.diagnostics,
+            error=row.error,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            worker=row.worker,
+        )
 
 
 class EpochOut(BaseModel):
@@ -183,9 +212,18 @@ class ModelOut(BaseModel):
     @classmethod
     def of(cls, row: Model) -> ModelOut:
         """Build from a row."""
-        return cls(id=row.id, job_id=row.job_id, trial_id=row.trial_id, task=row.task,
-                   target=row.target, input_schema=row.input_schema, metrics=row.metrics,
-                   sha256=row.sha256, size_bytes=row.size_bytes, created_at=row.created_at)
+        return cls(
+            id=row.id,
+            job_id=row.job_id,
+            trial_id=row.trial_id,
+            task=row.task,
+            target=row.target,
+            input_schema=row.input_schema,
+            metrics=row.metrics,
+            sha256=row.sha256,
+            size_bytes=row.size_bytes,
+            created_at=row.created_at,
+        )
 
 
 class Problem(BaseModel):

@@ -25,8 +25,9 @@ from models.tabular import HeaderMode, parse_csv
 log = structlog.get_logger(__name__)
 
 
-def upload_dataset(session: Session, settings: Settings, *, tenant_id: str, raw: bytes,
-                   name: str, header: HeaderMode) -> Dataset:
+def upload_dataset(
+    session: Session, settings: Settings, *, tenant_id: str, raw: bytes, name: str, header: HeaderMode
+) -> Dataset:
     """Validate and profile a CSV, store it under a generated id, and record it."""
     table = parse_csv(raw, header=header)
     dataset_id = new_id("ds")
@@ -40,10 +41,19 @@ def upload_dataset(session: Session, settings: Settings, *, tenant_id: str, raw:
         handle.flush()
         os.fsync(handle.fileno())
     try:
-        dataset = DatasetStore(session).add(Dataset(
-            id=dataset_id, tenant_id=tenant_id, name=name, storage_key=storage_key,
-            has_header=table.has_header, rows=len(table.frame), columns=table.columns,
-            sha256=hashlib.sha256(raw).hexdigest(), size_bytes=len(raw)))
+        dataset = DatasetStore(session).add(
+            Dataset(
+                id=dataset_id,
+                tenant_id=tenant_id,
+                name=name,
+                storage_key=storage_key,
+                has_header=table.has_header,
+                rows=len(table.frame),
+                columns=table.columns,
+                sha256=hashlib.sha256(raw).hexdigest(),
+                size_bytes=len(raw),
+            )
+        )
         os.replace(partial, final)
         session.commit()
     except BaseException:
@@ -54,8 +64,7 @@ def upload_dataset(session: Session, settings: Settings, *, tenant_id: str, raw:
     return dataset
 
 
-def delete_dataset(session: Session, settings: Settings, *, tenant_id: str,
-                   dataset_id: str) -> None:
+def delete_dataset(session: Session, settings: Settings, *, tenant_id: str, dataset_id: str) -> None:
     """Delete a dataset no active job uses: the row is kept for history, the bytes are removed."""
     dataset = DatasetStore(session).mark_deleted(tenant_id, dataset_id)
     session.commit()
@@ -63,19 +72,18 @@ def delete_dataset(session: Session, settings: Settings, *, tenant_id: str,
 
 
 def _request_hash(body: JobCreate) -> str:
-    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-                          ).hexdigest()
+    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
 def _replay(existing: Job, request_hash: str) -> Job:
     if existing.request_hash != request_hash:
-        raise Conflict("idempotency_key_reused",
-                       "this Idempotency-Key was used for a different request")
+        raise Conflict("idempotency_key_reused", "this Idempotency-Key was used for a different request")
     return existing
 
 
-def submit_job(session: Session, queue: JobQueue, *, tenant_id: str, body: JobCreate,
-               idempotency_key: str | None) -> tuple[Job, bool]:
+def submit_job(
+    session: Session, queue: JobQueue, *, tenant_id: str, body: JobCreate, idempotency_key: str | None
+) -> tuple[Job, bool]:
     """Validate, store a queued job, commit, then enqueue; returns (job, newly created)."""
     request_hash = _request_hash(body)
     jobs = JobStore(session)
@@ -86,13 +94,22 @@ def submit_job(session: Session, queue: JobQueue, *, tenant_id: str, body: JobCr
     try:
         dataset = DatasetStore(session).get(tenant_id, body.dataset_id)
     except NotFound as exc:
-        raise InvalidInput(exc.code, exc.detail, [FieldError(("body", "dataset_id"),
-                                                             "unknown dataset")]) from exc
+        raise InvalidInput(
+            exc.code, exc.detail, [FieldError(("body", "dataset_id"), "unknown dataset")]
+        ) from exc
     spec = resolve_spec(body.spec, kind=body.kind, target=body.target, columns=dataset.columns)
-    job = Job(tenant_id=tenant_id, kind=body.kind, name=body.name, dataset_id=dataset.id,
-              target=body.target, spec=spec.model_dump(mode="json"), trials_total=1,
-              epochs=spec.training.epochs, idempotency_key=idempotency_key,
-              request_hash=request_hash)
+    job = Job(
+        tenant_id=tenant_id,
+        kind=body.kind,
+        name=body.name,
+        dataset_id=dataset.id,
+        target=body.target,
+        spec=spec.model_dump(mode="json"),
+        trials_total=1,
+        epochs=spec.training.epochs,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
     try:
         jobs.add(job)
         session.commit()

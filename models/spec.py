@@ -12,8 +12,14 @@ from models.status import JobKind
 Task = Literal["binary", "multiclass", "regression"]
 Activation = Literal["relu", "tanh", "sigmoid", "elu", "selu", "leaky_relu", "gelu", "swish", "linear"]
 Initializer = Literal[
-    "auto", "he_normal", "he_uniform", "glorot_uniform", "glorot_normal",
-    "random_normal", "random_uniform", "zeros",
+    "auto",
+    "he_normal",
+    "he_uniform",
+    "glorot_uniform",
+    "glorot_normal",
+    "random_normal",
+    "random_uniform",
+    "zeros",
 ]
 Optimizer = Literal["adam", "rmsprop", "sgd", "nadam", "adadelta", "adagrad"]
 
@@ -192,8 +198,7 @@ def resolve_spec(
     if target not in by_name:
         raise InvalidInput(
             "unknown_target",
-            f"target column '{target}' is not in the dataset; columns are: "
-            + ", ".join(sorted(by_name)),
+            f"target column '{target}' is not in the dataset; columns are: " + ", ".join(sorted(by_name)),
             [FieldError(("target",), "unknown column")],
         )
     if len(columns) < 2:
@@ -207,8 +212,10 @@ def resolve_spec(
         raise InvalidInput(
             "invalid_spec",
             "spec.preprocessing.missing_values names unknown columns: " + ", ".join(unknown),
-            [FieldError(("spec", "preprocessing", "missing_values", name), "unknown column")
-             for name in unknown],
+            [
+                FieldError(("spec", "preprocessing", "missing_values", name), "unknown column")
+                for name in unknown
+            ],
         )
     stopping = spec.training.early_stopping
     if stopping and stopping.monitor not in _monitorable(task):

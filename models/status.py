@@ -32,9 +32,7 @@ class JobKind(StrEnum):
     SEARCH = "search"
 
 
-TERMINAL: frozenset[JobStatus] = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
-)
+TERMINAL: frozenset[JobStatus] = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 # to-status -> the statuses it may be reached from. A retry after a lost worker is
 # running -> queued; a queued job the reaper gives up on may fail directly.

@@ -46,14 +46,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput("invalid_cursor", "the cursor is malformed; pass back next_cursor") from exc
 
 
-def _page(
-    session: Session, stmt: Select[tuple[Row]], table: type[Row], limit: int, cursor: str | None
-) -> Page[Row]:
+def _page(session: Session, stmt: Select[Row], table: type[Row], limit: int, cursor: str | None) -> Page[Row]:
     if cursor:
         at, row_id = _decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(table.created_at < at, and_(table.created_at == at, table.id < row_id))
-        )
+        stmt = stmt.where(or_(table.created_at < at, and_(table.created_at == at, table.id < row_id)))
     stmt = stmt.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1)
     rows = list(session.scalars(stmt))
     more = len(rows) > limit
@@ -84,8 +80,7 @@ class KeyStore:
     def create_key(self, tenant_id: str, *, name: str | None = None) -> tuple[ApiKey, str]:
         """Create a key; the plaintext is returned once and never stored."""
         plaintext = "tfg_" + secrets.token_urlsafe(32)
-        key = ApiKey(tenant_id=tenant_id, prefix=plaintext[:12], key_hash=hash_key(plaintext),
-                     name=name)
+        key = ApiKey(tenant_id=tenant_id, prefix=plaintext[:12], key_hash=hash_key(plaintext), name=name)
         self.session.add(key)
         self.session.flush()
         return key, plaintext
@@ -115,7 +110,8 @@ class DatasetStore:
         """The tenant's live dataset, or ``dataset_not_found``."""
         dataset = self.session.scalar(
             select(Dataset).where(
-                Dataset.id == dataset_id, Dataset.tenant_id == tenant_id,
+                Dataset.id == dataset_id,
+                Dataset.tenant_id == tenant_id,
                 Dataset.deleted_at.is_(None),
             )
         )
@@ -139,9 +135,7 @@ class DatasetStore:
         """Soft-delete a dataset no active job uses; jobs keep their history."""
         dataset = self.get(tenant_id, dataset_id)
         busy = self.session.scalar(
-            select(func.count()).select_from(Job).where(
-                Job.dataset_id == dataset_id, Job.status.in_(ACTIVE)
-            )
+            select(func.count()).select_from(Job).where(Job.dataset_id == dataset_id, Job.status.in_(ACTIVE))
         )
         if busy:
             raise Conflict("dataset_in_use", f"dataset '{dataset_id}' is used by {busy} active job(s)")
@@ -167,16 +161,15 @@ class JobStore:
             self.session.flush()
         except IntegrityError as exc:
             raise Conflict("idempotency_conflict", "a job with this Idempotency-Key exists") from exc
-        self.session.add(JobEvent(job_id=job.id, at=now, from_status=None,
-                                  to_status=JobStatus.QUEUED, reason=reason))
+        self.session.add(
+            JobEvent(job_id=job.id, at=now, from_status=None, to_status=JobStatus.QUEUED, reason=reason)
+        )
         self.session.flush()
         return job
 
     def by_idempotency_key(self, tenant_id: str, key: str) -> Job | None:
         """The job a tenant already submitted under this Idempotency-Key."""
-        return self.session.scalar(
-            select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
-        )
+        return self.session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
 
     def get(self, tenant_id: str, job_id: str) -> Job:
         """The tenant's job, or ``job_not_found``."""
@@ -193,7 +186,12 @@ class JobStore:
         return job
 
     def page(
-        self, tenant_id: str, *, status: str | None, kind: str | None, limit: int,
+        self,
+        tenant_id: str,
+        *,
+        status: str | None,
+        kind: str | None,
+        limit: int,
         cursor: str | None,
     ) -> Page[Job]:
         """The tenant's jobs, newest first, optionally filtered."""
@@ -211,8 +209,13 @@ class JobStore:
         ).all()
 
     def transition(
-        self, job_id: str, to: JobStatus, *, reason: str,
-        only_from: Iterable[JobStatus] | None = None, lease_token: str | None = None,
+        self,
+        job_id: str,
+        to: JobStatus,
+        *,
+        reason: str,
+        only_from: Iterable[JobStatus] | None = None,
+        lease_token: str | None = None,
         values: dict[str, Any] | None = None,
     ) -> JobStatus | None:
         """Change status if allowed (compare-and-swap) and write its event; return the old status.
@@ -239,8 +242,9 @@ class JobStore:
                 stmt = stmt.where(Job.lease_token == lease_token)
             result = self.session.execute(stmt.values(**changes))
             if result.rowcount == 1:  # type: ignore[attr-defined]
-                self.session.add(JobEvent(job_id=job_id, at=now, from_status=current,
-                                          to_status=to, reason=reason))
+                self.session.add(
+                    JobEvent(job_id=job_id, at=now, from_status=current, to_status=to, reason=reason)
+                )
                 self.session.flush()
                 return JobStatus(current)
             if lease_token is not None:
@@ -250,11 +254,16 @@ class JobStore:
     def claim(self, job_id: str, token: str, *, worker: str) -> bool:
         """Take a queued job for this worker with a lease; False if someone else has it."""
         now = utcnow()
-        return self.transition(
-            job_id, JobStatus.RUNNING, reason=f"claimed by {worker}",
-            only_from=[JobStatus.QUEUED],
-            values={"lease_token": token, "heartbeat_at": now, "attempt": Job.attempt + 1},
-        ) is not None
+        return (
+            self.transition(
+                job_id,
+                JobStatus.RUNNING,
+                reason=f"claimed by {worker}",
+                only_from=[JobStatus.QUEUED],
+                values={"lease_token": token, "heartbeat_at": now, "attempt": Job.attempt + 1},
+            )
+            is not None
+        )
 
     def heartbeat(self, job_id: str, token: str) -> JobStatus | None:
         """Renew the lease; returns the current status, or None if the lease is lost."""
@@ -269,9 +278,7 @@ class JobStore:
 
     def set_progress(self, job_id: str, **progress: int) -> None:
         """Update progress counters (epoch, epochs, trials_done, trials_total)."""
-        self.session.execute(
-            update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **progress)
-        )
+        self.session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **progress))
 
     def set_result(self, job_id: str, *, best: dict[str, Any]) -> None:
         """Record the best trial and model on the job."""
@@ -284,8 +291,9 @@ class JobStore:
     def stale_running(self, *, lease_timeout: timedelta) -> list[Job]:
         """Running or cancelling jobs whose worker stopped renewing its lease."""
         cutoff = utcnow() - lease_timeout
-        stmt = select(Job).where(Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
-                                 Job.heartbeat_at < cutoff)
+        stmt = select(Job).where(
+            Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]), Job.heartbeat_at < cutoff
+        )
         return list(self.session.scalars(stmt))
 
     def needing_dispatch(self, *, older_than: timedelta, redeliver_after: timedelta) -> list[str]:
@@ -305,46 +313,62 @@ class TrialStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def start(self, job_id: str, number: int, *, hyperparameters: dict[str, Any],
-              worker: str) -> Trial:
+    def start(self, job_id: str, number: int, *, hyperparameters: dict[str, Any], worker: str) -> Trial:
         """Insert a running trial, replacing a leftover of an earlier attempt."""
-        old = self.session.scalar(select(Trial).where(Trial.job_id == job_id,
-                                                      Trial.number == number))
+        old = self.session.scalar(select(Trial).where(Trial.job_id == job_id, Trial.number == number))
         if old is not None:
             self.session.delete(old)
             self.session.flush()
-        trial = Trial(job_id=job_id, number=number, status="running",
-                      hyperparameters=hyperparameters, worker=worker, started_at=utcnow())
+        trial = Trial(
+            job_id=job_id,
+            number=number,
+            status="running",
+            hyperparameters=hyperparameters,
+            worker=worker,
+            started_at=utcnow(),
+        )
         self.session.add(trial)
         self.session.flush()
         return trial
 
-    def record_epoch(self, trial_id: str, epoch: int, values: dict[str, Any],
-                     grad_norms: dict[str, Any]) -> None:
+    def record_epoch(
+        self, trial_id: str, epoch: int, values: dict[str, Any], grad_norms: dict[str, Any]
+    ) -> None:
         """Store one epoch's metrics."""
-        self.session.add(EpochMetric(trial_id=trial_id, epoch=epoch, values=values,
-                                     grad_norms=grad_norms, at=utcnow()))
+        self.session.add(
+            EpochMetric(trial_id=trial_id, epoch=epoch, values=values, grad_norms=grad_norms, at=utcnow())
+        )
         self.session.flush()
 
-    def finish(self, trial_id: str, *, status: str, score: float | None = None,
-               metrics: dict[str, Any] | None = None, diagnostics: dict[str, Any] | None = None,
-               error: str | None = None) -> None:
+    def finish(
+        self,
+        trial_id: str,
+        *,
+        status: str,
+        score: float | None = None,
+        metrics: dict[str, Any] | None = None,
+        diagnostics: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
         """Close a trial with its outcome."""
         self.session.execute(
-            update(Trial).where(Trial.id == trial_id).values(
-                status=status, score=score, metrics=metrics, diagnostics=diagnostics,
-                error=error, finished_at=utcnow(),
+            update(Trial)
+            .where(Trial.id == trial_id)
+            .values(
+                status=status,
+                score=score,
+                metrics=metrics,
+                diagnostics=diagnostics,
+                error=error,
+                finished_at=utcnow(),
             )
         )
 
     def for_job(self, job_id: str) -> Sequence[Trial]:
         """A job's trials in order."""
-        return self.session.scalars(
-            select(Trial).where(Trial.job_id == job_id).order_by(Trial.number)
-        ).all()
+        return self.session.scalars(select(Trial).where(Trial.job_id == job_id).order_by(Trial.number)).all()
 
-    def epochs(self, job_id: str, *, trial_number: int | None = None) -> Sequence[
-            tuple[int, EpochMetric]]:
+    def epochs(self, job_id: str, *, trial_number: int | None = None) -> Sequence[tuple[int, EpochMetric]]:
         """Per-epoch metrics of a job's trials, as (trial number, row)."""
         stmt = (
             select(Trial.number, EpochMetric)
@@ -371,9 +395,7 @@ class ModelStore:
 
     def get(self, tenant_id: str, model_id: str) -> Model:
         """The tenant's model, or ``model_not_found``."""
-        model = self.session.scalar(
-            select(Model).where(Model.id == model_id, Model.tenant_id == tenant_id)
-        )
+        model = self.session.scalar(select(Model).where(Model.id == model_id, Model.tenant_id == tenant_id))
         if model is None:
             raise NotFound("model_not_found", f"model '{model_id}' does not exist")
         return model

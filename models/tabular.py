@@ -42,15 +42,19 @@ def _decode(raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         raise InvalidInput(
             "invalid_encoding",
-            f"the file is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})",
+            f"the file is not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})",
         ) from exc
 
 
 def _read_cells(text: str) -> pd.DataFrame:
     try:
         return pd.read_csv(
-            io.StringIO(text), header=None, dtype=str, keep_default_na=False,
-            skip_blank_lines=True, skipinitialspace=True,
+            io.StringIO(text),
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=True,
+            skipinitialspace=True,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -85,9 +89,13 @@ def _typed_column(values: pd.Series) -> tuple[pd.Series, dict[str, Any]]:
         column = pd.to_numeric(stripped.where(~missing_mask), errors="coerce").astype("float64")
         profile |= {
             "dtype": "numeric",
+            # Count values, not spellings: "1" and "1.0" are one class.
+            "distinct": int(numeric.nunique()),
             "integer": bool((numeric == numeric.round()).all()),
-            "min": float(numeric.min()), "max": float(numeric.max()),
-            "mean": float(numeric.mean()), "std": float(numeric.std(ddof=0)),
+            "min": float(numeric.min()),
+            "max": float(numeric.max()),
+            "mean": float(numeric.mean()),
+            "std": float(numeric.std(ddof=0)),
         }
         return column, profile
     limit = min(CATEGORICAL_MAX_DISTINCT, max(20, len(present) // 2))

@@ -58,8 +58,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def server_env(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-               ) -> dict[str, str]:
+def server_env(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """TUNEFORGE_* variables shared by the in-process API and the worker processes."""
     return {
         "TUNEFORGE_DATABASE_URL": pg_url,
@@ -71,13 +70,29 @@ def server_env(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFac
     }
 
 
-def start_worker(env: dict[str, str], name: str, log: Path,
-                 extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: dict[str, str], name: str, log: Path, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a real ``celery worker`` process and wait until it consumes."""
     full_env = os.environ | env | {"TUNEFORGE_WORKER_NAME": name} | (extra or {})
-    command = [sys.executable, "-m", "celery", "-A", "worker.app:app", "worker",
-               "-Q", env["TUNEFORGE_QUEUE"], "-c", "1", "--pool=prefork", "-n", f"{name}@%h",
-               "--loglevel=INFO", "--without-gossip", "--without-mingle"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.app:app",
+        "worker",
+        "-Q",
+        env["TUNEFORGE_QUEUE"],
+        "-c",
+        "1",
+        "--pool=prefork",
+        "-n",
+        f"{name}@%h",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     handle = log.open("wb")
     process = subprocess.Popen(command, env=full_env, stdout=handle, stderr=subprocess.STDOUT)
     wait_for_worker_ready(process, log)
@@ -95,8 +110,9 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def worker(server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
     """One real Celery worker process on the session's queue."""
     log = tmp_path_factory.mktemp("logs") / "worker-1.log"
     process = start_worker(server_env, "worker-1", log)

@@ -22,15 +22,19 @@ class ServiceUnavailable(RuntimeError):
 def generate_csvs(folder: Path) -> dict[str, Path]:
     """Write scikit-learn's datasets (and a mixed-type one) as CSV files."""
     files: dict[str, Path] = {}
-    for name, loader in (("breast_cancer", load_breast_cancer), ("iris", load_iris),
-                         ("diabetes", load_diabetes)):
+    for name, loader in (
+        ("breast_cancer", load_breast_cancer),
+        ("iris", load_iris),
+        ("diabetes", load_diabetes),
+    ):
         path = folder / f"{name}.csv"
         loader(as_frame=True).frame.to_csv(path, index=False)
         files[name] = path
     rng = np.random.default_rng(7)
     n = 300
-    mixed = pd.DataFrame({"size": rng.normal(50, 10, n).round(2),
-                          "color": rng.choice(["red", "green", "blue"], n)})
+    mixed = pd.DataFrame(
+        {"size": rng.normal(50, 10, n).round(2), "color": rng.choice(["red", "green", "blue"], n)}
+    )
     mixed["label"] = np.where((mixed["size"] > 50) ^ (mixed["color"] == "red"), "yes", "no")
     mixed.loc[::9, "size"] = np.nan
     mixed.loc[::11, "color"] = ""
@@ -39,8 +43,7 @@ def generate_csvs(folder: Path) -> dict[str, Path]:
     return files
 
 
-def wait_for_worker_ready(process: subprocess.Popen[bytes], log: Path,
-                          timeout: float = 60) -> None:
+def wait_for_worker_ready(process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     """Block until a celery worker's log says it is ready, or fail with its log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -56,14 +59,14 @@ def wait_for_worker_ready(process: subprocess.Popen[bytes], log: Path,
 def upload(client: httpx.Client, path: Path, **form: str) -> dict[str, Any]:
     """Upload a CSV and return the dataset, asserting 201."""
     with path.open("rb") as handle:
-        response = client.post("/v1/datasets", files={"file": (path.name, handle, "text/csv")},
-                               data=form)
+        response = client.post("/v1/datasets", files={"file": (path.name, handle, "text/csv")}, data=form)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-def submit(client: httpx.Client, dataset_id: str, target: str, spec: dict[str, Any] | None = None,
-           **extra: Any) -> dict[str, Any]:
+def submit(
+    client: httpx.Client, dataset_id: str, target: str, spec: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     """Submit a train job and return it, asserting 202 + Location."""
     body = {"kind": "train", "dataset_id": dataset_id, "target": target, "spec": spec or {}}
     response = client.post("/v1/jobs", json=body | extra)
@@ -72,8 +75,9 @@ def submit(client: httpx.Client, dataset_id: str, target: str, spec: dict[str, A
     return dict(response.json())
 
 
-def wait_job(client: httpx.Client, job_id: str, *, timeout: float = 300,
-             until: set[str] = TERMINAL) -> dict[str, Any]:
+def wait_job(
+    client: httpx.Client, job_id: str, *, timeout: float = 300, until: set[str] = TERMINAL
+) -> dict[str, Any]:
     """Poll a job until its status is in ``until``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

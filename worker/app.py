@@ -32,8 +32,13 @@ def create_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        beat_schedule={"reap-jobs": {"task": REAP_JOBS, "schedule": REAP_EVERY_S,
-                                     "options": {"queue": settings.queue, "expires": REAP_EVERY_S}}},
+        beat_schedule={
+            "reap-jobs": {
+                "task": REAP_JOBS,
+                "schedule": REAP_EVERY_S,
+                "options": {"queue": settings.queue, "expires": REAP_EVERY_S},
+            }
+        },
     )
     return app
 

@@ -24,11 +24,14 @@ def finish_failed(rt: Runtime, recorder: Recorder, error: dict[str, Any]) -> Non
     """Mark the trial and the job failed with ``error``."""
     with session_scope(rt.sessions) as session:
         if recorder.trial_id:
-            TrialStore(session).finish(recorder.trial_id, status=TrialStatus.FAILED,
-                                       error=error["message"])
+            TrialStore(session).finish(recorder.trial_id, status=TrialStatus.FAILED, error=error["message"])
         moved = JobStore(session).transition(
-            recorder.job_id, JobStatus.FAILED, reason=error["code"], lease_token=recorder.token,
-            values={"error": error})
+            recorder.job_id,
+            JobStatus.FAILED,
+            reason=error["code"],
+            lease_token=recorder.token,
+            values={"error": error},
+        )
     if moved is None:
         log.warning("fail_not_recorded_lease_lost", job_id=recorder.job_id)
 
@@ -39,12 +42,16 @@ def finish_cancelled(rt: Runtime, recorder: Recorder, *, epochs_run: int) -> Non
         if recorder.trial_id:
             TrialStore(session).finish(recorder.trial_id, status=TrialStatus.STOPPED)
         JobStore(session).transition(
-            recorder.job_id, JobStatus.CANCELLED, reason=f"cancelled after {epochs_run} epoch(s)",
-            lease_token=recorder.token)
+            recorder.job_id,
+            JobStatus.CANCELLED,
+            reason=f"cancelled after {epochs_run} epoch(s)",
+            lease_token=recorder.token,
+        )
 
 
-def finish_succeeded(rt: Runtime, recorder: Recorder, *, result: TrainResult, model_id: str,
-                     model_path: Path) -> None:
+def finish_succeeded(
+    rt: Runtime, recorder: Recorder, *, result: TrainResult, model_id: str, model_path: Path
+) -> None:
     """Register the model, close the trial and move the job to succeeded (or cancelled if asked)."""
     assert recorder.trial_id is not None and result.sha256 is not None
     storage_key = f"models/{model_id}.keras"
@@ -54,26 +61,46 @@ def finish_succeeded(rt: Runtime, recorder: Recorder, *, result: TrainResult, mo
     with session_scope(rt.sessions) as session:
         jobs = JobStore(session)
         job = jobs.get_any(recorder.job_id)
-        ModelStore(session).add(Model(
-            id=model_id, tenant_id=job.tenant_id, job_id=job.id, trial_id=recorder.trial_id,
-            task=result.task, target=job.target, input_schema=result.input_schema,
-            metrics=result.metrics, storage_key=storage_key, sha256=result.sha256,
-            size_bytes=model_path.stat().st_size))
-        metrics = {"final": result.metrics, "best_epoch": {"epoch": result.best_epoch,
-                                                           **best_metrics},
-                   "epochs_run": result.epochs_run}
-        TrialStore(session).finish(recorder.trial_id, status=TrialStatus.COMPLETED, score=score,
-                                   metrics=metrics, diagnostics={})
+        ModelStore(session).add(
+            Model(
+                id=model_id,
+                tenant_id=job.tenant_id,
+                job_id=job.id,
+                trial_id=recorder.trial_id,
+                task=result.task,
+                target=job.target,
+                input_schema=result.input_schema,
+                metrics=result.metrics,
+                storage_key=storage_key,
+                sha256=result.sha256,
+                size_bytes=model_path.stat().st_size,
+            )
+        )
+        metrics = {
+            "final": result.metrics,
+            "best_epoch": {"epoch": result.best_epoch, **best_metrics},
+            "epochs_run": result.epochs_run,
+        }
+        TrialStore(session).finish(
+            recorder.trial_id, status=TrialStatus.COMPLETED, score=score, metrics=metrics, diagnostics={}
+        )
         jobs.set_progress(job.id, trials_done=1)
-        jobs.set_result(job.id, best={"trial_id": recorder.trial_id, "score": score,
-                                      "objective": objective, "metrics": result.metrics,
-                                      "model_id": model_id})
-        moved = jobs.transition(job.id, JobStatus.SUCCEEDED, reason="trained",
-                                lease_token=recorder.token)
+        jobs.set_result(
+            job.id,
+            best={
+                "trial_id": recorder.trial_id,
+                "score": score,
+                "objective": objective,
+                "metrics": result.metrics,
+                "model_id": model_id,
+            },
+        )
+        moved = jobs.transition(job.id, JobStatus.SUCCEEDED, reason="trained", lease_token=recorder.token)
         if moved is None:
             # Cancelled at the last moment: honour the cancel, keep the model for inspection.
-            moved = jobs.transition(job.id, JobStatus.CANCELLED, reason="cancelled at completion",
-                                    lease_token=recorder.token)
+            moved = jobs.transition(
+                job.id, JobStatus.CANCELLED, reason="cancelled at completion", lease_token=recorder.token
+            )
         if moved is None:
             session.rollback()
             model_path.unlink(missing_ok=True)

@@ -33,8 +33,9 @@ class Recorder:
         """Open the trial row and reset progress."""
         self.epochs_total = epochs
         with session_scope(self.rt.sessions) as session:
-            trial = TrialStore(session).start(self.job_id, number, hyperparameters=hyperparameters,
-                                              worker=self.rt.worker_name)
+            trial = TrialStore(session).start(
+                self.job_id, number, hyperparameters=hyperparameters, worker=self.rt.worker_name
+            )
             JobStore(session).set_progress(self.job_id, epoch=0, epochs=epochs)
             self.trial_id = trial.id
         return trial.id
@@ -69,8 +70,12 @@ class Recorder:
     @contextmanager
     def heartbeat(self) -> Iterator[None]:
         """Renew the lease and watch for cancellation in the background while the block runs."""
-        thread = threading.Thread(target=self._beat, args=(self.rt.settings.heartbeat_interval_s,),
-                                  name=f"heartbeat-{self.job_id}", daemon=True)
+        thread = threading.Thread(
+            target=self._beat,
+            args=(self.rt.settings.heartbeat_interval_s,),
+            name=f"heartbeat-{self.job_id}",
+            daemon=True,
+        )
         thread.start()
         try:
             yield

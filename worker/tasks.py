@@ -25,13 +25,12 @@ from worker.runtime import Runtime, runtime
 log = structlog.get_logger(__name__)
 
 
-def _load(rt: Runtime, job_id: str) -> tuple[JobSpec, str, Path, bool, int]:
+def _load(rt: Runtime, job_id: str) -> tuple[JobSpec, str, Path, bool]:
     with session_scope(rt.sessions) as session:
         job = JobStore(session).get_any(job_id)
         dataset = DatasetStore(session).get_any(job.dataset_id)
         spec = JobSpec.model_validate(job.spec)
-        return (spec, job.target, rt.settings.data_dir / dataset.storage_key, dataset.has_header,
-                job.attempt)
+        return spec, job.target, rt.settings.data_dir / dataset.storage_key, dataset.has_header
 
 
 @app.task(name=RUN_JOB, acks_late=True)
@@ -48,29 +47,46 @@ def run_job(job_id: str) -> None:
     try:
         _train(rt, job_id, recorder)
     except SoftTimeLimitExceeded:
-        finish_failed(rt, recorder, {"code": "time_limit_exceeded", "message":
-                      f"the job ran past {rt.settings.job_soft_time_limit_s} s"})
+        finish_failed(
+            rt,
+            recorder,
+            {
+                "code": "time_limit_exceeded",
+                "message": f"the job ran past {rt.settings.job_soft_time_limit_s} s",
+            },
+        )
     except Exception as exc:
         log.exception("job_crashed", job_id=job_id)
         code = getattr(exc, "code", "internal_error")
-        finish_failed(rt, recorder, {
-            "code": code, "message": str(exc) or type(exc).__name__,
-            "details": getattr(exc, "details", {}) or {"exception": type(exc).__name__,
-                                                        "traceback": traceback.format_exc(-3)},
-        })
+        finish_failed(
+            rt,
+            recorder,
+            {
+                "code": code,
+                "message": str(exc) or type(exc).__name__,
+                "details": getattr(exc, "details", {})
+                or {"exception": type(exc).__name__, "traceback": traceback.format_exc(-3)},
+            },
+        )
 
 
 def _train(rt: Runtime, job_id: str, recorder: Recorder) -> None:
     # TensorFlow is imported here, inside the task's (forked child) process, never at import.
     from worker.training.train import run_training
 
-    spec, target, csv_path, has_header, attempt = _load(rt, job_id)
+    spec, target, csv_path, has_header = _load(rt, job_id)
     recorder.start_trial(0, hyperparameters={}, epochs=spec.training.epochs)
     model_id = f"mdl_{secrets.token_hex(12)}"
     model_path = rt.settings.data_dir / "models" / f"{model_id}.keras"
     with recorder.heartbeat():
-        result = run_training(csv_path=csv_path, has_header=has_header, target=target, spec=spec,
-                              reporter=recorder, model_path=model_path)
+        result = run_training(
+            csv_path=csv_path,
+            has_header=has_header,
+            target=target,
+            spec=spec,
+            reporter=recorder,
+            model_path=model_path,
+        )
     if result.cancelled or recorder.lease_lost:
         finish_cancelled(rt, recorder, epochs_run=result.epochs_run)
         return
@@ -98,17 +114,23 @@ def reap_jobs() -> dict[str, Any]:
                 if jobs.transition(job.id, JobStatus.CANCELLED, reason="worker lost while cancelling"):
                     outcome["cancelled"].append(job.id)
             elif job.attempt >= settings.max_attempts:
-                error = {"code": "worker_lost", "message":
-                         f"the worker running this job was lost {job.attempt} times; giving up"}
-                if jobs.transition(job.id, JobStatus.FAILED, reason="worker lost",
-                                   values={"error": error}):
+                error = {
+                    "code": "worker_lost",
+                    "message": f"the worker running this job was lost {job.attempt} times; giving up",
+                }
+                if jobs.transition(job.id, JobStatus.FAILED, reason="worker lost", values={"error": error}):
                     outcome["failed"].append(job.id)
-            elif jobs.transition(job.id, JobStatus.QUEUED, reason="lease expired: worker lost",
-                                 values={"lease_token": None, "dispatched_at": None}):
+            elif jobs.transition(
+                job.id,
+                JobStatus.QUEUED,
+                reason="lease expired: worker lost",
+                values={"lease_token": None, "dispatched_at": None},
+            ):
                 requeued.append(job.id)
         pending = jobs.needing_dispatch(
             older_than=timedelta(seconds=settings.redispatch_after_s),
-            redeliver_after=timedelta(seconds=settings.job_hard_time_limit_s + 3600))
+            redeliver_after=timedelta(seconds=settings.job_hard_time_limit_s + 3600),
+        )
     _redispatch(sorted(set(requeued) | set(pending)))
     if any(outcome.values()) or pending:
         log.info("reaped", pid=os.getpid(), **outcome, redispatched=pending)

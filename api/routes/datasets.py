@@ -29,27 +29,38 @@ async def _read_capped(upload: UploadFile, limit: int) -> bytes:
 
 @router.post("", status_code=201, response_model=DatasetOut)
 async def upload_dataset(
-    tenant_id: TenantDep, session: SessionDep, settings: SettingsDep, response: Response,
+    tenant_id: TenantDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
     file: Annotated[UploadFile, File(description="A CSV file, UTF-8")],
     name: Annotated[str | None, Form(max_length=255)] = None,
     header: Annotated[HeaderMode, Form()] = "auto",
 ) -> DatasetOut:
     """Upload a CSV; it is validated and profiled before anything is stored."""
     raw = await _read_capped(file, settings.max_upload_bytes)
-    dataset = services.upload_dataset(session, settings, tenant_id=tenant_id, raw=raw,
-                                      name=name or file.filename or "dataset.csv", header=header)
+    dataset = services.upload_dataset(
+        session,
+        settings,
+        tenant_id=tenant_id,
+        raw=raw,
+        name=name or file.filename or "dataset.csv",
+        header=header,
+    )
     response.headers["Location"] = f"/v1/datasets/{dataset.id}"
     return DatasetOut.of(dataset)
 
 
 @router.get("", response_model=DatasetPage)
 def list_datasets(
-    tenant_id: TenantDep, session: SessionDep, settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+    tenant_id: TenantDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
 ) -> DatasetPage:
     """The caller's datasets, newest first."""
-    page = DatasetStore(session).page(tenant_id, limit=min(limit, settings.page_size_max),
-                                      cursor=cursor)
+    page = DatasetStore(session).page(tenant_id, limit=min(limit, settings.page_size_max), cursor=cursor)
     return DatasetPage(items=[DatasetOut.of(d) for d in page.items], next_cursor=page.next_cursor)
 
 
@@ -60,8 +71,9 @@ def get_dataset(tenant_id: TenantDep, session: SessionDep, dataset_id: str) -> D
 
 
 @router.delete("/{dataset_id}", status_code=204)
-def delete_dataset(tenant_id: TenantDep, session: SessionDep, settings: SettingsDep,
-                   dataset_id: str) -> Response:
+def delete_dataset(
+    tenant_id: TenantDep, session: SessionDep, settings: SettingsDep, dataset_id: str
+) -> Response:
     """Delete a dataset (409 while an active job uses it)."""
     services.delete_dataset(session, settings, tenant_id=tenant_id, dataset_id=dataset_id)
     return Response(status_code=204)

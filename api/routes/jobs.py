@@ -29,13 +29,17 @@ def _poll_headers(response: Response, job: JobOut) -> None:
 
 @router.post("", status_code=202, response_model=JobOut)
 def submit_job(
-    tenant_id: TenantDep, session: SessionDep, queue: QueueDep, body: JobCreate,
+    tenant_id: TenantDep,
+    session: SessionDep,
+    queue: QueueDep,
+    body: JobCreate,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobOut:
     """Validate and queue a job; 202 with Location. Replays of an Idempotency-Key return it."""
-    job, _created = services.submit_job(session, queue, tenant_id=tenant_id, body=body,
-                                        idempotency_key=idempotency_key)
+    job, _created = services.submit_job(
+        session, queue, tenant_id=tenant_id, body=body, idempotency_key=idempotency_key
+    )
     out = JobOut.of(job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     _poll_headers(response, out)
@@ -44,19 +48,25 @@ def submit_job(
 
 @router.get("", response_model=JobPage)
 def list_jobs(
-    tenant_id: TenantDep, session: SessionDep, settings: SettingsDep,
-    status: JobStatus | None = None, kind: JobKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+    tenant_id: TenantDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    status: JobStatus | None = None,
+    kind: JobKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
 ) -> JobPage:
     """The caller's jobs, newest first, filtered by status and kind."""
-    page = JobStore(session).page(tenant_id, status=status, kind=kind, cursor=cursor,
-                                  limit=min(limit, settings.page_size_max))
+    page = JobStore(session).page(
+        tenant_id, status=status, kind=kind, cursor=cursor, limit=min(limit, settings.page_size_max)
+    )
     return JobPage(items=[JobOut.of(j) for j in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={304: {"description": "Not modified"}})
-def get_job(tenant_id: TenantDep, session: SessionDep, job_id: str, request: Request,
-            response: Response) -> JobOut | Response:
+def get_job(
+    tenant_id: TenantDep, session: SessionDep, job_id: str, request: Request, response: Response
+) -> JobOut | Response:
     """One job; honours If-None-Match and says when to poll again."""
     out = JobOut.of(JobStore(session).get(tenant_id, job_id))
     etag = _etag(out)
@@ -91,9 +101,9 @@ def job_trials(tenant_id: TenantDep, session: SessionDep, job_id: str) -> list[T
 
 
 @router.get("/{job_id}/metrics", response_model=list[EpochOut])
-def job_metrics(tenant_id: TenantDep, session: SessionDep, job_id: str,
-                trial: Annotated[int | None, Query(ge=0)] = None) -> list[EpochOut]:
+def job_metrics(
+    tenant_id: TenantDep, session: SessionDep, job_id: str, trial: Annotated[int | None, Query(ge=0)] = None
+) -> list[EpochOut]:
     """Per-epoch metrics of the job's trials (or of one trial)."""
     JobStore(session).get(tenant_id, job_id)
-    return [EpochOut.of(n, row) for n, row in TrialStore(session).epochs(job_id,
-                                                                          trial_number=trial)]
+    return [EpochOut.of(n, row) for n, row in TrialStore(session).epochs(job_id, trial_number=trial)]

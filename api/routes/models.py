@@ -21,12 +21,17 @@ def get_model(tenant_id: TenantDep, session: SessionDep, model_id: str) -> Model
 
 
 @router.get("/{model_id}/download", response_class=FileResponse)
-def download_model(tenant_id: TenantDep, session: SessionDep, settings: SettingsDep,
-                   model_id: str) -> FileResponse:
+def download_model(
+    tenant_id: TenantDep, session: SessionDep, settings: SettingsDep, model_id: str
+) -> FileResponse:
     """The ``.keras`` file, preprocessing inside; load with ``keras.saving.load_model``."""
     model = ModelStore(session).get(tenant_id, model_id)
     path = model_path(settings, model.storage_key)
     if not path.is_file():
         raise NotFound("model_file_missing", f"the file of model '{model_id}' is gone")
-    return FileResponse(path, media_type="application/octet-stream",
-                        filename=f"{model_id}.keras", headers={"X-Checksum-SHA256": model.sha256})
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=f"{model_id}.keras",
+        headers={"X-Checksum-SHA256": model.sha256},
+    )

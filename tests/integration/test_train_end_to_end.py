@@ -42,7 +42,10 @@ def test_train_job_succeeds_with_metrics_and_a_model_that_predicts_raw_rows(
     assert done["best"]["metrics"]["val_accuracy"] >= 0.95
     events = client.get(f"/v1/jobs/{job['id']}/events").json()
     assert [(e["from"], e["to"]) for e in events] == [
-        (None, "queued"), ("queued", "running"), ("running", "succeeded")]
+        (None, "queued"),
+        ("queued", "running"),
+        ("running", "succeeded"),
+    ]
 
     trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
     assert len(trials) == 1 and trials[0]["status"] == "completed"
@@ -52,8 +55,7 @@ def test_train_job_succeeds_with_metrics_and_a_model_that_predicts_raw_rows(
     assert [row["epoch"] for row in series] == list(range(1, epochs_run + 1))
     for row in series:
         assert {"loss", "val_loss", "accuracy", "val_accuracy", "auc", "val_auc", "lr"} <= set(row)
-    assert done["progress"] == {"trials_done": 1, "trials_total": 1, "epoch": epochs_run,
-                                "epochs": 100}
+    assert done["progress"] == {"trials_done": 1, "trials_total": 1, "epoch": epochs_run, "epochs": 100}
 
     card = client.get(f"/v1/models/{done['best']['model_id']}").json()
     download = client.get(f"/v1/models/{card['id']}/download")

@@ -23,15 +23,13 @@ def initializer_for(spec_initializer: str, activation: str) -> str:
 
 
 def _fill_values(column: pd.Series, impute: str) -> float:
-    if impute == "median":
-        value = column.median()
-    else:
-        value = column.mean()
+    value = column.median() if impute == "median" else column.mean()
     return 0.0 if pd.isna(value) else float(value)
 
 
-def fit_preprocessing(x_train: pd.DataFrame, features: list[dict[str, Any]],
-                      spec: JobSpec) -> list[dict[str, Any]]:
+def fit_preprocessing(
+    x_train: pd.DataFrame, features: list[dict[str, Any]], spec: JobSpec
+) -> list[dict[str, Any]]:
     """Fit imputation, scaling and vocabularies on the training split only; return the schema."""
     names = input_names([f["name"] for f in features])
     markers = spec.preprocessing.missing_values
@@ -45,9 +43,15 @@ def fit_preprocessing(x_train: pd.DataFrame, features: list[dict[str, Any]],
             values = values.where(~values.isin(marks))
             fill = _fill_values(values, spec.preprocessing.impute)
             filled = values.fillna(fill)
-            field |= {"dtype": "numeric", "missing_markers": marks, "fill": fill,
-                      "mean": float(filled.mean()), "std": float(filled.std(ddof=0)),
-                      "min": float(filled.min()), "max": float(filled.max())}
+            field |= {
+                "dtype": "numeric",
+                "missing_markers": marks,
+                "fill": fill,
+                "mean": float(filled.mean()),
+                "std": float(filled.std(ddof=0)),
+                "min": float(filled.min()),
+                "max": float(filled.max()),
+            }
         else:
             present = x_train[column].dropna().astype(str).str.strip()
             vocab = sorted(v for v in present.unique().tolist() if v)
@@ -57,13 +61,15 @@ def fit_preprocessing(x_train: pd.DataFrame, features: list[dict[str, Any]],
 
 
 def _numeric_block(inputs: dict[str, Any], fields: list[dict[str, Any]], normalization: str) -> Any:
-    x = layers.Concatenate(name="numeric")([inputs[f["input"]] for f in fields]) if len(
-        fields) > 1 else inputs[fields[0]["input"]]
+    x = (
+        layers.Concatenate(name="numeric")([inputs[f["input"]] for f in fields])
+        if len(fields) > 1
+        else inputs[fields[0]["input"]]
+    )
     for position, field in enumerate(fields):
         for marker in field["missing_markers"]:
             # Values meaning "not measured" become NaN so imputation treats them as missing.
-            hit = ops.logical_and(ops.equal(x, marker),
-                                  ops.equal(ops.arange(len(fields)), position))
+            hit = ops.logical_and(ops.equal(x, marker), ops.equal(ops.arange(len(fields)), position))
             x = ops.where(hit, float("nan"), x)
     fill = np.array([f["fill"] for f in fields], dtype="float32")
     x = ops.where(ops.isnan(x), fill, x)
@@ -81,8 +87,9 @@ def _numeric_block(inputs: dict[str, Any], fields: list[dict[str, Any]], normali
 def build_model(schema: list[dict[str, Any]], spec: JobSpec, *, n_classes: int) -> keras.Model:
     """Inputs (one per column) -> preprocessing -> hidden layers -> task's output layer."""
     inputs = {
-        f["input"]: keras.Input(shape=(1,), name=f["input"],
-                                dtype="float32" if f["dtype"] == "numeric" else "string")
+        f["input"]: keras.Input(
+            shape=(1,), name=f["input"], dtype="float32" if f["dtype"] == "numeric" else "string"
+        )
         for f in schema
     }
     parts = []
@@ -90,17 +97,24 @@ def build_model(schema: list[dict[str, Any]], spec: JobSpec, *, n_classes: int) 
     if numeric:
         parts.append(_numeric_block(inputs, numeric, spec.preprocessing.normalization))
     for field in (f for f in schema if f["dtype"] == "categorical"):
-        lookup = layers.StringLookup(vocabulary=field["vocabulary"] or ["?"], output_mode="one_hot",
-                                     name=f"onehot_{field['input']}")
+        lookup = layers.StringLookup(
+            vocabulary=field["vocabulary"] or ["?"], output_mode="one_hot", name=f"onehot_{field['input']}"
+        )
         parts.append(lookup(inputs[field["input"]]))
     x = layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
     model_spec = spec.model
-    regularizer = (keras.regularizers.L1L2(l1=model_spec.l1, l2=model_spec.l2)
-                   if model_spec.l1 or model_spec.l2 else None)
+    regularizer = (
+        keras.regularizers.L1L2(l1=model_spec.l1, l2=model_spec.l2)
+        if model_spec.l1 or model_spec.l2
+        else None
+    )
     for i, layer in enumerate(model_spec.layers):
-        x = layers.Dense(layer.units, kernel_initializer=initializer_for(
-            model_spec.initializer, layer.activation), kernel_regularizer=regularizer,
-            name=f"dense_{i}")(x)
+        x = layers.Dense(
+            layer.units,
+            kernel_initializer=initializer_for(model_spec.initializer, layer.activation),
+            kernel_regularizer=regularizer,
+            name=f"dense_{i}",
+        )(x)
         if model_spec.batch_norm:
             x = layers.BatchNormalization(name=f"batch_norm_{i}")(x)
         x = layers.Activation(layer.activation, name=f"{layer.activation}_{i}")(x)
@@ -126,13 +140,14 @@ def compile_model(model: keras.Model, spec: JobSpec) -> None:
     optimizer = keras.optimizers.get({"class_name": training.optimizer, "config": options})
     if spec.task == "binary":
         loss = "binary_crossentropy"
-        metrics: list[Any] = [keras.metrics.BinaryAccuracy(name="accuracy"),
-                              keras.metrics.AUC(name="auc")]
+        metrics: list[Any] = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
     elif spec.task == "multiclass":
         loss = "sparse_categorical_crossentropy"
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     else:
         loss = "mean_squared_error"
-        metrics = [keras.metrics.RootMeanSquaredError(name="rmse"),
-                   keras.metrics.MeanAbsoluteError(name="mae")]
+        metrics = [
+            keras.metrics.RootMeanSquaredError(name="rmse"),
+            keras.metrics.MeanAbsoluteError(name="mae"),
+        ]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)

@@ -44,8 +44,7 @@ def _encode_target(values: pd.Series, task: str) -> tuple[np.ndarray, list[Any]]
     return codes, [int(c) if isinstance(c, float) and c.is_integer() else c for c in classes]
 
 
-def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str,
-            spec: JobSpec) -> Prepared:
+def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, spec: JobSpec) -> Prepared:
     """Drop rows without a target, keep numeric and categorical features, split train/val."""
     frame = frame[frame[target].notna()].reset_index(drop=True)
     features = [c for c in columns if c["name"] != target and c["dtype"] != "text"]
@@ -59,10 +58,20 @@ def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str,
         if counts.min() >= 2:
             stratify = y
     x_train, x_val, y_train, y_val = train_test_split(
-        x, y, test_size=spec.split.validation_fraction, random_state=spec.split.seed,
+        x,
+        y,
+        test_size=spec.split.validation_fraction,
+        random_state=spec.split.seed,
         stratify=stratify,
     )
     if len(x_train) < 2 or len(x_val) < 1:
         raise TrainingFailed("too_few_rows", f"{len(frame)} rows cannot be split for validation")
-    return Prepared(spec.task, features, x_train.reset_index(drop=True),
-                    x_val.reset_index(drop=True), y_train, y_val, classes)
+    return Prepared(
+        spec.task,
+        features,
+        x_train.reset_index(drop=True),
+        x_val.reset_index(drop=True),
+        y_train,
+        y_val,
+        classes,
+    )

@@ -46,11 +46,12 @@ def frame_to_inputs(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> dict[s
     """Turn raw feature values (numbers, strings, blanks) into the model's input dict."""
     inputs: dict[str, np.ndarray] = {}
     for field in schema:
-        values = frame[field["column"]] if field["column"] in frame else pd.Series(
-            [None] * len(frame), dtype=object)
-        inputs[field["input"]] = (
-            _numeric(values) if field["dtype"] == "numeric" else _categorical(values)
+        values = (
+            frame[field["column"]]
+            if field["column"] in frame
+            else pd.Series([None] * len(frame), dtype=object)
         )
+        inputs[field["input"]] = _numeric(values) if field["dtype"] == "numeric" else _categorical(values)
     return inputs
 
 
@@ -65,5 +66,7 @@ def to_tensors(inputs: dict[str, np.ndarray]) -> dict[str, Any]:
         return inputs
     import tensorflow as tf
 
-    return {name: tf.constant(array.astype(str)) if array.dtype == object else array
-            for name, array in inputs.items()}
+    return {
+        name: tf.constant(array.astype(str)) if array.dtype == object else array
+        for name, array in inputs.items()
+    }

@@ -41,8 +41,9 @@ def _seed(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _evaluate(model: keras.Model, x: dict[str, np.ndarray], y: np.ndarray, prefix: str,
-              task: str) -> dict[str, float]:
+def _evaluate(
+    model: keras.Model, x: dict[str, np.ndarray], y: np.ndarray, prefix: str, task: str
+) -> dict[str, float]:
     scores = model.evaluate(x, y, verbose=0, return_dict=True)
     metrics = {f"{prefix}{k}": float(v) for k, v in scores.items()}
     if task == "regression":
@@ -62,8 +63,9 @@ def _best_epoch(history: list[dict[str, float]], spec: JobSpec) -> int:
     return int(pick(values)) + 1
 
 
-def run_training(*, csv_path: Path, has_header: bool, target: str, spec: JobSpec,
-                 reporter: Reporter, model_path: Path) -> TrainResult:
+def run_training(
+    *, csv_path: Path, has_header: bool, target: str, spec: JobSpec, reporter: Reporter, model_path: Path
+) -> TrainResult:
     """Train one model as ``spec`` says, reporting each epoch; save it to ``model_path``."""
     _seed(spec.training.seed)
     frame, columns = load_frame(csv_path, has_header=has_header)
@@ -77,14 +79,25 @@ def run_training(*, csv_path: Path, has_header: bool, target: str, spec: JobSpec
     callbacks: list[keras.callbacks.Callback] = [watcher]
     stopping = spec.training.early_stopping
     if stopping is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=stopping.monitor, patience=stopping.patience, min_delta=stopping.min_delta,
-            restore_best_weights=stopping.restore_best_weights,
-            mode="max" if ("accuracy" in stopping.monitor or "auc" in stopping.monitor) else "min",
-        ))
-    model.fit(x_train, data.y_train, validation_data=(x_val, data.y_val),
-              epochs=spec.training.epochs, batch_size=spec.training.batch_size,
-              callbacks=callbacks, verbose=0, shuffle=True)
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=stopping.monitor,
+                patience=stopping.patience,
+                min_delta=stopping.min_delta,
+                restore_best_weights=stopping.restore_best_weights,
+                mode="max" if ("accuracy" in stopping.monitor or "auc" in stopping.monitor) else "min",
+            )
+        )
+    model.fit(
+        x_train,
+        data.y_train,
+        validation_data=(x_val, data.y_val),
+        epochs=spec.training.epochs,
+        batch_size=spec.training.batch_size,
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=True,
+    )
     if watcher.diverged_at is not None:
         raise TrainingFailed(
             "training_diverged",
@@ -92,15 +105,22 @@ def run_training(*, csv_path: Path, has_header: bool, target: str, spec: JobSpec
             "enable normalization or set training.clipnorm",
             {"epoch": watcher.diverged_at, "last_epoch": watcher.history[-1]},
         )
-    input_schema = {"task": spec.task, "target": target, "classes": data.classes,
-                    "inputs": schema}
+    input_schema = {"task": spec.task, "target": target, "classes": data.classes, "inputs": schema}
     epochs_run = len(watcher.history)
     if watcher.cancelled:
-        return TrainResult(spec.task, {}, input_schema, epochs_run, epochs_run, cancelled=True,
-                           history=watcher.history)
+        return TrainResult(
+            spec.task, {}, input_schema, epochs_run, epochs_run, cancelled=True, history=watcher.history
+        )
     metrics = _evaluate(model, x_val, data.y_val, "val_", spec.task)
     metrics |= _evaluate(model, x_train, data.y_train, "", spec.task)
     metrics |= {"train_rows": len(data.y_train), "val_rows": len(data.y_val)}
     sha = save_model(model, model_path)
-    return TrainResult(spec.task, metrics, input_schema, epochs_run, _best_epoch(
-        watcher.history, spec), sha256=sha, history=watcher.history)
+    return TrainResult(
+        spec.task,
+        metrics,
+        input_schema,
+        epochs_run,
+        _best_epoch(watcher.history, spec),
+        sha256=sha,
+        history=watcher.history,
+    )
