@@ -16,8 +16,10 @@ COPY models ./models
 COPY worker ./worker
 COPY migrations ./migrations
 
-# The [worker] extra (TensorFlow, Keras, KerasTuner) so the same image runs API and workers.
-RUN --mount=type=cache,target=/root/.cache/pip pip install ".[worker]"
+# The [worker] extra (TensorFlow, Keras, KerasTuner) so the same image runs API and workers;
+# the GPU worker builds with EXTRAS=worker,gpu to add TensorFlow's CUDA libraries.
+ARG EXTRAS=worker
+RUN --mount=type=cache,target=/root/.cache/pip pip install ".[${EXTRAS}]"
 
 # Run unprivileged; an empty named volume mounted at /data inherits this ownership.
 RUN useradd --create-home --uid 1000 tuneforge \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -22,14 +23,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         where = settings.api_key_file.resolve()
         print(f"tuneforge embedded mode: data in {settings.data_dir.resolve()}", flush=True)
         print(f"API key ({'new' if created else 'existing'}, saved in {where}): {key}", flush=True)
+        print(f"worker log: {settings.data_dir.resolve() / 'worker.log'}", flush=True)
     if settings.embedded or args.with_worker:
         worker = embedded.start_worker(settings, concurrency=args.concurrency)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+    # finally block stop the worker instead of orphaning it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     finally:
         if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
+            embedded.stop_worker(worker)
     return 0
 
 

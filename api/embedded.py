@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,17 @@ def start_worker(settings: Settings, *, concurrency: int = 1) -> subprocess.Pope
         ),
         env=env,
     )
+
+
+def stop_worker(worker: subprocess.Popen[bytes], *, grace_s: float = 10) -> None:
+    """Warm shutdown, then cold: a running job is picked up again after restart by the reaper."""
+    worker.terminate()
+    try:
+        worker.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        worker.send_signal(signal.SIGQUIT)
+        try:
+            worker.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 import shlex
 from pathlib import Path
 from typing import Any
@@ -143,10 +144,15 @@ def test_healthy_conditions_have_healthchecks(services: dict[str, dict[str, Any]
                 assert "healthcheck" in services[dep], f"{name} waits on {dep}'s health"
 
 
-def test_dockerfile_installs_the_worker_extra() -> None:
-    """The image installs tuneforge with the [worker] extra, so it can train."""
+def test_dockerfile_installs_the_worker_extra(services: dict[str, dict[str, Any]]) -> None:
+    """The image installs the [worker] extra by default; the GPU worker adds the gpu extra."""
     text = DOCKERFILE.read_text()
-    assert re.search(r"^RUN\b.*\bpip install\b.*\.\[worker\]", text, re.MULTILINE), text
+    assert re.search(r"^ARG EXTRAS=worker$", text, re.MULTILINE), text
+    assert re.search(r"^RUN\b.*\bpip install\b.*\.\[\$\{EXTRAS\}\]", text, re.MULTILINE), text
+    extras = services["worker"]["build"]["args"]["EXTRAS"].split(",")
+    assert {"worker", "gpu"} <= set(extras)
+    declared = tomllib.loads((DOCKERFILE.parent / "pyproject.toml").read_text())
+    assert set(extras) <= set(declared["project"]["optional-dependencies"])
 
 
 def test_api_publishes_the_port_it_serves_on(services: dict[str, dict[str, Any]]) -> None:
