@@ -60,8 +60,10 @@ def main() -> None:
             dataset = api.post("/v1/datasets", files={"file": (csv.name, handle, "text/csv")})
         dataset.raise_for_status()
         print(f"dataset {dataset.json()['id']}: {dataset.json()['rows']} rows")
-        job = api.post("/v1/jobs", json={"kind": "train", "dataset_id": dataset.json()["id"],
-                                         "target": "target", "spec": {}})
+        job = api.post(
+            "/v1/jobs",
+            json={"kind": "train", "dataset_id": dataset.json()["id"], "target": "target", "spec": {}},
+        )
         job.raise_for_status()
         job_id = job.json()["id"]
         print(f"job {job_id} submitted")

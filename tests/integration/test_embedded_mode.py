@@ -22,8 +22,14 @@ def test_quickstart_trains_on_sqlite_without_redis(tmp_path: Path) -> None:
     """examples/quickstart.py: val accuracy >= 0.95, every epoch stored in SQLite, model loads."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEFORGE_")}
     env["TUNEFORGE_DATA_DIR"] = str(tmp_path)
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py")], env=env,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     accuracy = float(re.search(r"validation accuracy: ([0-9.]+)", result.stdout).group(1))  # type: ignore[union-attr]
     assert accuracy >= 0.95
@@ -42,8 +48,7 @@ def test_quickstart_trains_on_sqlite_without_redis(tmp_path: Path) -> None:
         epochs = TrialStore(session).epochs(job.id)
         assert [row.epoch for _, row in epochs] == list(range(1, len(epochs) + 1))
         assert len(epochs) == job.epoch
-        assert [e.to_status for e in JobStore(session).events(job.id)] == [
-            "queued", "running", "succeeded"]
+        assert [e.to_status for e in JobStore(session).events(job.id)] == ["queued", "running", "succeeded"]
         model_id = job.best["model_id"] if job.best else None
     engine.dispose()
     model = keras.saving.load_model(tmp_path / "examples" / f"{model_id}.keras", safe_mode=True)
@@ -55,10 +60,12 @@ def test_cli_commands_work_on_the_embedded_default(tmp_path: Path, command: list
     """`tuneforge migrate` and `tuneforge keys create` run against the embedded SQLite."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEFORGE_")}
     env["TUNEFORGE_DATA_DIR"] = str(tmp_path)
-    subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, check=True, timeout=60,
-                   capture_output=True)
-    result = subprocess.run([sys.executable, "-m", "api.cli", *command], env=env, timeout=60,
-                            capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "api.cli", "migrate"], env=env, check=True, timeout=60, capture_output=True
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", *command], env=env, timeout=60, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     if command[0] == "keys":
         assert re.fullmatch(r"tfg_[A-Za-z0-9_-]{40,}\n", result.stdout)

@@ -27,8 +27,9 @@ def test_migrations_match_the_models(pg_url: str) -> None:
     """`alembic upgrade head` builds exactly the schema the models declare (no drift)."""
     engine = make_engine(pg_url)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
-                                Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
+        )
     engine.dispose()
     assert diff == []
 
@@ -39,11 +40,21 @@ def queued_job(settings: Settings) -> str:
     engine = make_engine(settings.resolved_database_url())
     with session_scope(make_sessionmaker(engine)) as session:
         tenant = KeyStore(session).ensure_tenant(f"store-{utcnow().timestamp()}")
-        dataset = DatasetStore(session).add(Dataset(
-            tenant_id=tenant.id, name="d", storage_key="datasets/none.csv", has_header=True,
-            rows=1, columns=[], sha256="0" * 64, size_bytes=1))
-        job = JobStore(session).add(Job(tenant_id=tenant.id, kind="train", dataset_id=dataset.id,
-                                        target="y", spec={}, trials_total=1))
+        dataset = DatasetStore(session).add(
+            Dataset(
+                tenant_id=tenant.id,
+                name="d",
+                storage_key="datasets/none.csv",
+                has_header=True,
+                rows=1,
+                columns=[],
+                sha256="0" * 64,
+                size_bytes=1,
+            )
+        )
+        job = JobStore(session).add(
+            Job(tenant_id=tenant.id, kind="train", dataset_id=dataset.id, target="y", spec={}, trials_total=1)
+        )
         job_id = job.id
     engine.dispose()
     return job_id
@@ -59,8 +70,7 @@ def test_a_second_claim_of_the_same_job_fails(settings: Settings, queued_job: st
         assert not JobStore(session).claim(queued_job, "token-b", worker="b")
         jobs = JobStore(session)
         # A worker that lost its lease can no longer finish the job.
-        assert jobs.transition(queued_job, JobStatus.SUCCEEDED, reason="x",
-                               lease_token="token-b") is None
+        assert jobs.transition(queued_job, JobStatus.SUCCEEDED, reason="x", lease_token="token-b") is None
         assert jobs.get_any(queued_job).attempt == 1
         assert [e.to_status for e in jobs.events(queued_job)] == ["queued", "running"]
     engine.dispose()
@@ -75,17 +85,19 @@ def _kill_worker_and_reap(settings: Settings, job_id: str, redis_url: str) -> No
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=stale))
     engine.dispose()
     queue = f"{settings.queue}-reaper"
-    env = {"TUNEFORGE_DATABASE_URL": settings.resolved_database_url(),
-           "TUNEFORGE_BROKER_URL": redis_url, "TUNEFORGE_QUEUE": queue,
-           "TUNEFORGE_MAX_ATTEMPTS": "2", "PATH": os.environ["PATH"]}
+    env = {
+        "TUNEFORGE_DATABASE_URL": settings.resolved_database_url(),
+        "TUNEFORGE_BROKER_URL": redis_url,
+        "TUNEFORGE_QUEUE": queue,
+        "TUNEFORGE_MAX_ATTEMPTS": "2",
+        "PATH": os.environ["PATH"],
+    }
     code = "from worker.tasks import reap_jobs; reap_jobs()"
     subprocess.run([sys.executable, "-c", code], env=env, timeout=60, check=True)
     redis.Redis.from_url(redis_url).delete(queue)
 
 
-def test_reaper_retries_a_lost_job_then_gives_up(
-    settings: Settings, queued_job: str, redis_url: str
-) -> None:
+def test_reaper_retries_a_lost_job_then_gives_up(settings: Settings, queued_job: str, redis_url: str) -> None:
     """Worker lost: running -> queued with attempt 1 kept; lost again at the cap: failed."""
     _kill_worker_and_reap(settings, queued_job, redis_url)
     engine = make_engine(settings.resolved_database_url())
@@ -100,16 +112,22 @@ def test_reaper_retries_a_lost_job_then_gives_up(
         assert job.status == JobStatus.FAILED and job.attempt == 2
         assert job.error and job.error["code"] == "worker_lost"
         assert [e.to_status for e in jobs.events(queued_job)] == [
-            "queued", "running", "queued", "running", "failed"]
+            "queued",
+            "running",
+            "queued",
+            "running",
+            "failed",
+        ]
     engine.dispose()
 
 
 def test_api_process_never_imports_tensorflow() -> None:
     """Importing and building the API app loads no tensorflow or keras module."""
-    code = ("import sys; from api.main import create_app; create_app(); "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "{'tensorflow', 'keras', 'keras_tuner', 'sklearn'}); print(bad); "
-            "sys.exit(1 if bad else 0)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import sys; from api.main import create_app; create_app(); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'tensorflow', 'keras', 'keras_tuner', 'sklearn'}); print(bad); "
+        "sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import tomllib
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
