@@ -82,14 +82,12 @@ def worker_command(
 
 
 def start_worker(settings: Settings, *, concurrency: int = 1) -> subprocess.Popen[bytes]:
-    """Start a local worker (with the reaper's beat) for the embedded server."""
-    env = os.environ | {"TUNEFORGE_DATA_DIR": str(settings.data_dir.resolve())}
-    return subprocess.Popen(
-        worker_command(
-            queue=settings.queue, concurrency=concurrency, beat=True, data_dir=settings.data_dir.resolve()
-        ),
-        env=env,
-    )
+    """Start a local worker (with the reaper's beat) for the embedded server, logging to a file."""
+    data_dir = settings.data_dir.resolve()
+    env = os.environ | {"TUNEFORGE_DATA_DIR": str(data_dir)}
+    command = worker_command(queue=settings.queue, concurrency=concurrency, beat=True, data_dir=data_dir)
+    with (data_dir / "worker.log").open("ab") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop_worker(worker: subprocess.Popen[bytes], *, grace_s: float = 10) -> None:

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
 
     def resolved_broker_url(self) -> str:
         """The broker URL, defaulting to kombu's filesystem transport inside ``data_dir``."""
-        return self.broker_url or "filesystem://"
+        return self.broker_url or "filesystem://localhost/"
 
     def broker_transport_options(self) -> dict[str, object]:
         """Transport options: folders for the filesystem broker, visibility timeout for Redis."""
