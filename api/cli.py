@@ -54,20 +54,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _beat(_: argparse.Namespace, settings: Settings) -> int:
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.app:app",
-        "beat",
-        "--loglevel=INFO",
-        "-s",
-        str(settings.data_dir.resolve() / "celerybeat-schedule"),
-    ]
+    from api.embedded import beat_command
+
     settings.ensure_dirs()
+    command = beat_command(settings.data_dir.resolve())
     os.execv(command[0], command)
-    return 0  # pragma: no cover
+    return 0  # pragma: no cover - execv does not return
 
 
 def _migrate(_: argparse.Namespace, settings: Settings) -> int:

@@ -48,6 +48,10 @@ def prepare(settings: Settings) -> tuple[str, bool]:
     return ensure_first_key(settings)
 
 
+def _celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.app:app", *args]
+
+
 def worker_command(
     *,
     queue: str,
@@ -57,28 +61,20 @@ def worker_command(
     pool: str = "prefork",
     name: str | None = None,
 ) -> list[str]:
-    """The ``celery worker`` command line used by ``tuneforge serve`` and ``tuneforge worker``."""
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.app:app",
-        "worker",
-        "-Q",
-        queue,
-        "-c",
-        str(concurrency),
-        f"--pool={pool}",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
+    """The ``celery worker`` command line used by ``tuneforge serve``, ``tuneforge worker`` and tests."""
+    command = _celery("worker", "-Q", queue, "-c", str(concurrency), f"--pool={pool}", "--loglevel=INFO")
+    # Gossip and mingle only slow start-up: the database, not peers, coordinates workers.
+    command += ["--without-gossip", "--without-mingle"]
     if name:
         command += ["-n", name]
     if beat:
         command += ["-B", "-s", str(data_dir / "celerybeat-schedule")]
     return command
+
+
+def beat_command(data_dir: Path) -> list[str]:
+    """The ``celery beat`` command line that schedules the reaper."""
+    return _celery("beat", "--loglevel=INFO", "-s", str(data_dir / "celerybeat-schedule"))
 
 
 def start_worker(settings: Settings, *, concurrency: int = 1) -> subprocess.Popen[bytes]:

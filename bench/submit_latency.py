@@ -37,8 +37,10 @@ def _free_port() -> int:
 
 
 def _summary(name: str, values_ms: list[float]) -> str:
-    return (f"{name:<34} p50 {statistics.median(values_ms):7.1f} ms   min {min(values_ms):7.1f}"
-            f"   max {max(values_ms):7.1f}   (n={len(values_ms)})")
+    return (
+        f"{name:<34} p50 {statistics.median(values_ms):7.1f} ms   min {min(values_ms):7.1f}"
+        f"   max {max(values_ms):7.1f}   (n={len(values_ms)})"
+    )
 
 
 def main() -> None:
@@ -51,27 +53,33 @@ def main() -> None:
         conn.execute(f'CREATE DATABASE "{db}"')
     data_dir = Path(tempfile.mkdtemp(prefix="tuneforge-bench-"))
     env = os.environ | {
-        "TUNEFORGE_DATABASE_URL": ADMIN_PG.rsplit("/", 1)[0].replace(
-            "postgresql://", "postgresql+psycopg://") + f"/{db}",
-        "TUNEFORGE_BROKER_URL": REDIS_URL, "TUNEFORGE_DATA_DIR": str(data_dir),
+        "TUNEFORGE_DATABASE_URL": ADMIN_PG.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        + f"/{db}",
+        "TUNEFORGE_BROKER_URL": REDIS_URL,
+        "TUNEFORGE_DATA_DIR": str(data_dir),
         "TUNEFORGE_QUEUE": f"bench-{secrets.token_hex(4)}",
     }
     tf = [sys.executable, "-m", "api.cli"]
     subprocess.run([*tf, "migrate"], env=env, check=True, capture_output=True)
-    key = subprocess.run([*tf, "keys", "create", "--tenant", "bench"], env=env, check=True,
-                         capture_output=True, text=True).stdout.strip()
+    key = subprocess.run(
+        [*tf, "keys", "create", "--tenant", "bench"], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
     port = _free_port()
     log = (data_dir / "worker.log").open("wb")
-    worker = subprocess.Popen([*tf, "worker", "--concurrency", "1"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [*tf, "worker", "--concurrency", "1"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     api = subprocess.Popen([*tf, "serve", "--port", str(port)], env=env)
     try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                              headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
         for _ in range(200):
             try:
-                if client.get("/readyz").status_code == 200 and b" ready." in (
-                        data_dir / "worker.log").read_bytes():
+                if (
+                    client.get("/readyz").status_code == 200
+                    and b" ready." in (data_dir / "worker.log").read_bytes()
+                ):
                     break
             except httpx.TransportError:
                 pass
@@ -79,8 +87,12 @@ def main() -> None:
         csv = data_dir / "bc.csv"
         load_breast_cancer(as_frame=True).frame.to_csv(csv, index=False)
         dataset = client.post("/v1/datasets", files={"file": ("bc.csv", csv.read_bytes())}).json()
-        body = {"kind": "train", "dataset_id": dataset["id"], "target": "target",
-                "spec": {"training": {"epochs": 1}}}
+        body = {
+            "kind": "train",
+            "dataset_id": dataset["id"],
+            "target": "target",
+            "spec": {"training": {"epochs": 1}},
+        }
         post_ms, server_ms, client_ms = [], [], []
         for i in range(args.jobs + 1):
             started = time.perf_counter()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import psycopg
 import pytest
 import redis
 
+from api.embedded import worker_command
 from tests.support import ServiceUnavailable, generate_csvs, wait_for_worker_ready
 
 ADMIN_PG = os.environ.get("TUNEFORGE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -75,24 +75,9 @@ def start_worker(
 ) -> subprocess.Popen[bytes]:
     """Start a real ``celery worker`` process and wait until it consumes."""
     full_env = os.environ | env | {"TUNEFORGE_WORKER_NAME": name} | (extra or {})
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.app:app",
-        "worker",
-        "-Q",
-        env["TUNEFORGE_QUEUE"],
-        "-c",
-        "1",
-        "--pool=prefork",
-        "-n",
-        f"{name}@%h",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
+    command = worker_command(
+        queue=env["TUNEFORGE_QUEUE"], concurrency=1, beat=False, data_dir=log.parent, name=f"{name}@%h"
+    )
     handle = log.open("wb")
     process = subprocess.Popen(command, env=full_env, stdout=handle, stderr=subprocess.STDOUT)
     wait_for_worker_ready(process, log)
