@@ -17,32 +17,34 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from api import embedded
     from api.main import create_app
 
-    worker = None
+    workers = []
     if settings.embedded:
         key, created = embedded.prepare(settings)
         where = settings.api_key_file.resolve()
         print(f"tuneforge embedded mode: data in {settings.data_dir.resolve()}", flush=True)
         print(f"API key ({'new' if created else 'existing'}, saved in {where}): {key}", flush=True)
-        print(f"worker log: {settings.data_dir.resolve() / 'worker.log'}", flush=True)
+        print(f"worker logs: {settings.data_dir.resolve() / 'logs'}", flush=True)
     if settings.embedded or args.with_worker:
-        worker = embedded.start_worker(settings, concurrency=args.concurrency)
+        workers = embedded.start_workers(settings, concurrency=args.concurrency)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
     # finally block stop the worker instead of orphaning it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     finally:
-        if worker is not None:
+        for worker in workers:
             embedded.stop_worker(worker)
     return 0
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from api.embedded import worker_command
+    from api.embedded import PREDICTOR_TASKS_PER_CHILD, worker_command
 
     settings.ensure_dirs()
+    predicting = args.role == "predict"
     command = worker_command(
-        queue=settings.queue,
+        queue=settings.predict_queue if predicting else settings.queue,
+        max_tasks_per_child=PREDICTOR_TASKS_PER_CHILD if predicting else None,
         concurrency=args.concurrency,
         beat=args.beat,
         data_dir=settings.data_dir.resolve(),
@@ -92,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", "-c", type=int, default=1)
     worker.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
     worker.add_argument("--beat", action="store_true", help="also run the reaper schedule")
+    worker.add_argument(
+        "--role",
+        choices=["train", "predict"],
+        default="train",
+        help="train: run jobs; predict: answer POST /v1/models/{id}/predict (keeps models loaded)",
+    )
     worker.add_argument("--name", "-n", default=None)
     worker.set_defaults(run=_worker)
     beat = commands.add_parser("beat", help="run the reaper schedule")

@@ -60,6 +60,7 @@ def worker_command(
     data_dir: Path,
     pool: str = "prefork",
     name: str | None = None,
+    max_tasks_per_child: int | None = None,
 ) -> list[str]:
     """The ``celery worker`` command line used by ``tuneforge serve``, ``tuneforge worker`` and tests."""
     command = _celery("worker", "-Q", queue, "-c", str(concurrency), f"--pool={pool}", "--loglevel=INFO")
@@ -67,6 +68,8 @@ def worker_command(
     command += ["--without-gossip", "--without-mingle"]
     if name:
         command += ["-n", name]
+    if max_tasks_per_child:
+        command += [f"--max-tasks-per-child={max_tasks_per_child}"]
     if beat:
         command += ["-B", "-s", str(data_dir / "celerybeat-schedule")]
     return command
@@ -77,13 +80,33 @@ def beat_command(data_dir: Path) -> list[str]:
     return _celery("beat", "--loglevel=INFO", "-s", str(data_dir / "celerybeat-schedule"))
 
 
-def start_worker(settings: Settings, *, concurrency: int = 1) -> subprocess.Popen[bytes]:
-    """Start a local worker (with the reaper's beat) for the embedded server, logging to a file."""
+PREDICTOR_TASKS_PER_CHILD = 10_000  # predictions are light; a long-lived child keeps models loaded
+
+
+def start_workers(settings: Settings, *, concurrency: int = 1) -> list[subprocess.Popen[bytes]]:
+    """Start the embedded server's workers: a trainer (with the reaper's beat) and a predictor."""
     data_dir = settings.data_dir.resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     env = os.environ | {"TUNEFORGE_DATA_DIR": str(data_dir)}
-    command = worker_command(queue=settings.queue, concurrency=concurrency, beat=True, data_dir=data_dir)
-    with (data_dir / "worker.log").open("ab") as log:
-        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    commands = {
+        "trainer": worker_command(
+            queue=settings.queue, concurrency=concurrency, beat=True, data_dir=data_dir, name="trainer@%h"
+        ),
+        "predictor": worker_command(
+            queue=settings.predict_queue,
+            concurrency=1,
+            beat=False,
+            data_dir=data_dir,
+            name="predictor@%h",
+            max_tasks_per_child=PREDICTOR_TASKS_PER_CHILD,
+        ),
+    }
+    processes = []
+    for role, command in commands.items():
+        with (logs / f"{role}.log").open("ab") as log:
+            processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return processes
 
 
 def stop_worker(worker: subprocess.Popen[bytes], *, grace_s: float = 10) -> None:

@@ -16,6 +16,7 @@ from models.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     Unauthenticated,
 )
 
@@ -26,6 +27,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     Conflict: 409,
     Unauthenticated: 401,
     PayloadTooLarge: 413,
+    ServiceUnavailable: 503,
 }
 CODE_BY_STATUS = {
     400: "bad_request",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
 from tenacity import retry, stop_after_attempt, wait_exponential
 
+from models.errors import ServiceUnavailable
 from models.settings import Settings
-from worker.protocol import RUN_JOB, run_job_args
+from worker.protocol import PREDICT, RUN_JOB, run_job_args
 
 
 class JobQueue:
@@ -14,7 +18,9 @@ class JobQueue:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.celery = Celery("tuneforge-api", broker=settings.resolved_broker_url())
+        self.celery = Celery(
+            "tuneforge-api", broker=settings.resolved_broker_url(), backend=settings.resolved_result_backend()
+        )
         self.celery.conf.update(
             broker_transport_options=settings.broker_transport_options(),
             broker_connection_retry_on_startup=False,
@@ -26,6 +32,27 @@ class JobQueue:
     def send_run_job(self, job_id: str) -> None:
         """Publish the job's message; retried briefly, then the reaper re-sends it."""
         self.celery.send_task(RUN_JOB, args=run_job_args(job_id), queue=self.settings.queue, retry=False)
+
+    def predict(
+        self, *, storage_key: str, sha256: str, input_schema: dict[str, Any], rows: list[dict[str, Any]]
+    ) -> list[Any]:
+        """Ask a prediction worker for predictions and wait for them (bounded by predict_timeout_s)."""
+        timeout = self.settings.predict_timeout_s
+        result = self.celery.send_task(
+            PREDICT,
+            args=[storage_key, sha256, input_schema, rows],
+            queue=self.settings.predict_queue,
+            expires=timeout,
+        )
+        try:
+            predictions: list[Any] = result.get(timeout=timeout, propagate=True)
+        except CeleryTimeout as exc:
+            raise ServiceUnavailable(
+                "prediction_timeout", f"no prediction worker answered within {timeout:.0f} s"
+            ) from exc
+        finally:
+            result.forget()
+        return predictions
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""

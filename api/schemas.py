@@ -235,3 +235,20 @@ class Problem(BaseModel):
     detail: str
     code: str
     errors: list[dict[str, Any]] | None = None
+
+
+Cell = float | int | str | bool | None
+
+
+class PredictRequest(BaseModel):
+    """Raw rows, as in the CSV: numbers, strings, blanks or null for missing values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[dict[str, Cell]] = Field(min_length=1, max_length=10_000)
+
+
+class PredictResponse(BaseModel):
+    """One prediction per row: ``{label, probabilities}`` or ``{value}``."""
+
+    predictions: list[dict[str, Any]]

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +19,7 @@ from models.errors import Conflict, FieldError, InvalidInput, NotFound
 from models.settings import Settings
 from models.spec import resolve_spec
 from models.status import TERMINAL, JobStatus
-from models.store import DatasetStore, JobStore
+from models.store import DatasetStore, JobStore, ModelStore
 from models.tables import Dataset, Job
 from models.tabular import HeaderMode, parse_csv
 
@@ -155,3 +156,24 @@ def cancel_job(session: Session, *, tenant_id: str, job_id: str) -> Job:
 def model_path(settings: Settings, storage_key: str) -> Path:
     """Where a stored object lives on disk."""
     return settings.data_dir / storage_key
+
+
+def predict(
+    session: Session, queue: JobQueue, *, tenant_id: str, model_id: str, rows: list[dict[str, Any]]
+) -> list[Any]:
+    """Check rows against the model's input schema, then have a prediction worker run the file."""
+    model = ModelStore(session).get(tenant_id, model_id)
+    known = {field["column"] for field in model.input_schema["inputs"]}
+    unknown = sorted({column for row in rows for column in row} - known - {model.target})
+    if unknown:
+        raise InvalidInput(
+            "unknown_column",
+            "rows name columns the model does not take: "
+            + ", ".join(unknown)
+            + "; it takes: "
+            + ", ".join(sorted(known)),
+            [FieldError(("body", "rows"), f"unknown column '{name}'") for name in unknown],
+        )
+    return queue.predict(
+        storage_key=model.storage_key, sha256=model.sha256, input_schema=model.input_schema, rows=rows
+    )

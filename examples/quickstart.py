@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 from sklearn.datasets import load_breast_cancer
 
 
@@ -82,6 +83,11 @@ def main() -> None:
         model_file = data_dir / "examples" / f"{model_id}.keras"
         model_file.write_bytes(api.get(f"/v1/models/{model_id}/download").content)
         print(f"model {model_id} saved to {model_file}")
+        rows = pd.read_csv(csv, dtype=str).drop(columns="target").head(3).to_dict("records")
+        predicted = api.post(f"/v1/models/{model_id}/predict", json={"rows": rows}, timeout=120)
+        predicted.raise_for_status()
+        for row, prediction in zip(rows, predicted.json()["predictions"], strict=True):
+            print(f"  mean radius {row['mean radius']}: {prediction['label']} {prediction['probabilities']}")
         print(f"validation accuracy: {metrics['val_accuracy']:.4f}")
         print(f"validation AUC:      {metrics['val_auc']:.4f}")
         print(f"validation loss:     {metrics['val_loss']:.4f}")

@@ -55,3 +55,9 @@ class PayloadTooLarge(DomainError):
     """An upload exceeds the configured size limit (HTTP 413)."""
 
     title = "Payload too large"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (a worker, the broker) did not answer in time (HTTP 503)."""
+
+    title = "Service unavailable"

@@ -17,6 +17,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="Default: SQLite in data_dir.")
     broker_url: str | None = Field(default=None, description="Default: a broker folder in data_dir.")
     queue: str = "tuneforge.jobs"
+    predict_timeout_s: float = 30.0
 
     # Worker behaviour: the database lease decides who runs a job, not the broker.
     job_soft_time_limit_s: int = 6 * 3600
@@ -47,6 +48,20 @@ class Settings(BaseSettings):
     def resolved_broker_url(self) -> str:
         """The broker URL, defaulting to kombu's filesystem transport inside ``data_dir``."""
         return self.broker_url or "filesystem://localhost/"
+
+    @property
+    def predict_queue(self) -> str:
+        """Queue of prediction requests, served by workers that never train (so never blocked)."""
+        return f"{self.queue}.predict"
+
+    def resolved_result_backend(self) -> str:
+        """Where prediction results travel back: Redis beside a Redis broker, else files in data_dir."""
+        broker = self.resolved_broker_url()
+        if broker.startswith(("redis://", "rediss://")):
+            return broker
+        folder = (self.data_dir / "results").resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"file://{folder}"
 
     def broker_transport_options(self) -> dict[str, object]:
         """Transport options: folders for the filesystem broker, visibility timeout for Redis."""

@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models.base import utcnow
+from models.base import json_safe, utcnow
 from models.errors import Conflict, InvalidInput, NotFound
 from models.status import ALLOWED_FROM, TERMINAL, JobStatus
 from models.tables import ApiKey, Dataset, EpochMetric, Job, JobEvent, Model, Tenant, Trial
@@ -231,7 +231,9 @@ class JobStore:
             if JobStatus(current) not in allowed:
                 return None
             now = utcnow()
-            changes: dict[str, Any] = {"status": to, "updated_at": now, **(values or {})}
+            changes: dict[str, Any] = {"status": to, "updated_at": now}
+            # Only JSON columns hold dicts; SQL expressions (attempt + 1) pass through untouched.
+            changes |= {k: json_safe(v) if isinstance(v, dict) else v for k, v in (values or {}).items()}
             if to == JobStatus.RUNNING:
                 changes["started_at"] = func.coalesce(Job.started_at, now)
             if to in TERMINAL:
@@ -282,7 +284,7 @@ class JobStore:
 
     def set_result(self, job_id: str, *, best: dict[str, Any]) -> None:
         """Record the best trial and model on the job."""
-        self.session.execute(update(Job).where(Job.id == job_id).values(best=best))
+        self.session.execute(update(Job).where(Job.id == job_id).values(best=json_safe(best)))
 
     def mark_dispatched(self, job_id: str) -> None:
         """Remember that the job's message reached the broker."""
@@ -336,7 +338,13 @@ class TrialStore:
     ) -> None:
         """Store one epoch's metrics."""
         self.session.add(
-            EpochMetric(trial_id=trial_id, epoch=epoch, values=values, grad_norms=grad_norms, at=utcnow())
+            EpochMetric(
+                trial_id=trial_id,
+                epoch=epoch,
+                values=json_safe(values),
+                grad_norms=json_safe(grad_norms),
+                at=utcnow(),
+            )
         )
         self.session.flush()
 
@@ -356,9 +364,9 @@ class TrialStore:
             .where(Trial.id == trial_id)
             .values(
                 status=status,
-                score=score,
-                metrics=metrics,
-                diagnostics=diagnostics,
+                score=json_safe(score),
+                metrics=json_safe(metrics),
+                diagnostics=json_safe(diagnostics),
                 error=error,
                 finished_at=utcnow(),
             )

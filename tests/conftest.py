@@ -71,12 +71,21 @@ def server_env(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFac
 
 
 def start_worker(
-    env: dict[str, str], name: str, log: Path, extra: dict[str, str] | None = None
+    env: dict[str, str],
+    name: str,
+    log: Path,
+    extra: dict[str, str] | None = None,
+    *,
+    queue: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a real ``celery worker`` process and wait until it consumes."""
     full_env = os.environ | env | {"TUNEFORGE_WORKER_NAME": name} | (extra or {})
     command = worker_command(
-        queue=env["TUNEFORGE_QUEUE"], concurrency=1, beat=False, data_dir=log.parent, name=f"{name}@%h"
+        queue=queue or env["TUNEFORGE_QUEUE"],
+        concurrency=1,
+        beat=False,
+        data_dir=log.parent,
+        name=f"{name}@%h",
     )
     handle = log.open("wb")
     process = subprocess.Popen(command, env=full_env, stdout=handle, stderr=subprocess.STDOUT)
@@ -101,6 +110,18 @@ def worker(
     """One real Celery worker process on the session's queue."""
     log = tmp_path_factory.mktemp("logs") / "worker-1.log"
     process = start_worker(server_env, "worker-1", log)
+    yield process
+    stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def predictor(
+    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real prediction worker process on the session's predict queue."""
+    log = tmp_path_factory.mktemp("logs") / "predictor.log"
+    queue = f"{server_env['TUNEFORGE_QUEUE']}.predict"
+    process = start_worker(server_env, "predictor", log, queue=queue)
     yield process
     stop_process(process)
 

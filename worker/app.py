@@ -18,7 +18,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def create_celery(settings: Settings) -> Celery:
     """Build a Celery app for ``settings``; the same code serves Redis and the embedded broker."""
-    app = Celery("tuneforge", broker=settings.resolved_broker_url(), include=["worker.tasks"])
+    app = Celery(
+        "tuneforge",
+        broker=settings.resolved_broker_url(),
+        backend=settings.resolved_result_backend(),
+        include=["worker.tasks", "worker.predict"],
+    )
     app.conf.update(
         broker_transport_options=settings.broker_transport_options(),
         broker_connection_retry_on_startup=True,
@@ -30,6 +35,7 @@ def create_celery(settings: Settings) -> Celery:
         task_soft_time_limit=settings.job_soft_time_limit_s,
         task_time_limit=settings.job_hard_time_limit_s,
         task_ignore_result=True,
+        result_expires=3600,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         beat_schedule={

@@ -24,7 +24,12 @@ def finish_failed(rt: Runtime, recorder: Recorder, error: dict[str, Any]) -> Non
     """Mark the trial and the job failed with ``error``."""
     with session_scope(rt.sessions) as session:
         if recorder.trial_id:
-            TrialStore(session).finish(recorder.trial_id, status=TrialStatus.FAILED, error=error["message"])
+            TrialStore(session).finish(
+                recorder.trial_id,
+                status=TrialStatus.FAILED,
+                error=error["message"],
+                diagnostics=(error.get("details") or {}).get("diagnostics"),
+            )
         moved = JobStore(session).transition(
             recorder.job_id,
             JobStatus.FAILED,
@@ -82,7 +87,11 @@ def finish_succeeded(
             "epochs_run": result.epochs_run,
         }
         TrialStore(session).finish(
-            recorder.trial_id, status=TrialStatus.COMPLETED, score=score, metrics=metrics, diagnostics={}
+            recorder.trial_id,
+            status=TrialStatus.COMPLETED,
+            score=score,
+            metrics=metrics,
+            diagnostics=result.diagnostics,
         )
         jobs.set_progress(job.id, trials_done=1)
         jobs.set_result(

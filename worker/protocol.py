@@ -4,6 +4,7 @@ from __future__ import annotations
 
 RUN_JOB = "tuneforge.run_job"
 REAP_JOBS = "tuneforge.reap_jobs"
+PREDICT = "tuneforge.predict"
 
 
 def run_job_args(job_id: str) -> list[str]:

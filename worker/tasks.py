@@ -13,6 +13,7 @@ import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
 from models.db import session_scope
+from models.errors import DomainError
 from models.spec import JobSpec
 from models.status import JobStatus
 from models.store import DatasetStore, JobStore
@@ -21,6 +22,7 @@ from worker.finish import finish_cancelled, finish_failed, finish_succeeded
 from worker.protocol import REAP_JOBS, RUN_JOB, run_job_args
 from worker.recorder import Recorder
 from worker.runtime import Runtime, runtime
+from worker.training.reporting import TrainingFailed
 
 log = structlog.get_logger(__name__)
 
@@ -55,18 +57,17 @@ def run_job(job_id: str) -> None:
                 "message": f"the job ran past {rt.settings.job_soft_time_limit_s} s",
             },
         )
+    except TrainingFailed as exc:
+        finish_failed(rt, recorder, {"code": exc.code, "message": str(exc), "details": exc.details})
+    except DomainError as exc:
+        finish_failed(rt, recorder, {"code": exc.code, "message": exc.detail, "details": {}})
     except Exception as exc:
         log.exception("job_crashed", job_id=job_id)
-        code = getattr(exc, "code", "internal_error")
+        details = {"exception": type(exc).__name__, "traceback": traceback.format_exc(-3)}
         finish_failed(
             rt,
             recorder,
-            {
-                "code": code,
-                "message": str(exc) or type(exc).__name__,
-                "details": getattr(exc, "details", {})
-                or {"exception": type(exc).__name__, "traceback": traceback.format_exc(-3)},
-            },
+            {"code": "internal_error", "message": str(exc) or type(exc).__name__, "details": details},
         )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from api.deps import SessionDep, SettingsDep, TenantDep
-from api.schemas import ModelOut
+from api import services
+from api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
+from api.schemas import ModelOut, PredictRequest, PredictResponse
 from api.services import model_path
 from models.errors import NotFound
 from models.store import ModelStore
@@ -34,4 +35,15 @@ def download_model(
         media_type="application/octet-stream",
         filename=f"{model_id}.keras",
         headers={"X-Checksum-SHA256": model.sha256},
+    )
+
+
+@router.post("/{model_id}/predict", response_model=PredictResponse)
+def predict(
+    tenant_id: TenantDep, session: SessionDep, queue: QueueDep, model_id: str, body: PredictRequest
+) -> PredictResponse:
+    """Predict raw rows (strings, blanks, numbers) with the model's own preprocessing."""
+    rows = [dict(row) for row in body.rows]
+    return PredictResponse(
+        predictions=services.predict(session, queue, tenant_id=tenant_id, model_id=model_id, rows=rows)
     )

@@ -19,8 +19,8 @@ from models.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-SERVICES = {"postgres", "redis", "migrate", "api", "worker", "beat"}
-APP_SERVICES = ("migrate", "api", "worker", "beat")
+SERVICES = {"postgres", "redis", "migrate", "api", "worker", "predictor", "beat"}
+APP_SERVICES = ("migrate", "api", "worker", "predictor", "beat")
 PREFIX = "TUNEFORGE_"
 
 
@@ -60,8 +60,8 @@ def volume_mounts(service: dict[str, Any]) -> dict[str, str]:
     return mounts
 
 
-def test_compose_defines_the_six_services(services: dict[str, dict[str, Any]]) -> None:
-    """The stack is postgres, redis, migrate, api, worker and beat."""
+def test_compose_defines_the_seven_services(services: dict[str, dict[str, Any]]) -> None:
+    """The stack is postgres, redis, migrate, api, worker, predictor and beat."""
     assert set(services) == SERVICES
 
 
@@ -77,7 +77,13 @@ def test_every_tuneforge_command_parses_with_the_cli(services: dict[str, dict[st
         except SystemExit as exc:
             pytest.fail(f"service {name!r}: `{shlex.join(command)}` is rejected (exit {exc.code})")
         parsed[name] = args.command
-    assert parsed == {"migrate": "migrate", "api": "serve", "worker": "worker", "beat": "beat"}
+    assert parsed == {
+        "migrate": "migrate",
+        "api": "serve",
+        "worker": "worker",
+        "predictor": "worker",
+        "beat": "beat",
+    }
 
 
 def test_tuneforge_variables_are_settings_fields(services: dict[str, dict[str, Any]]) -> None:
@@ -164,3 +170,10 @@ def test_api_publishes_the_port_it_serves_on(services: dict[str, dict[str, Any]]
     probe = " ".join(map(str, api["healthcheck"]["test"]))
     assert f":{port}/healthz" in probe
     assert "/healthz" in {route.path for route in health_router.routes}
+
+
+def test_predictor_serves_predictions_only(services: dict[str, dict[str, Any]]) -> None:
+    """The predictor worker takes the predict role, so trainings never block predictions."""
+    args = build_parser().parse_args(command_of(services["predictor"])[1:])
+    assert args.role == "predict"
+    assert build_parser().parse_args(command_of(services["worker"])[1:]).role == "train"

@@ -23,6 +23,9 @@ def initializer_for(spec_initializer: str, activation: str) -> str:
 
 
 def _fill_values(column: pd.Series, impute: str) -> float:
+    # impute "none" leaves no statistic: a missing value reaches the network as 0.
+    if impute == "none":
+        return 0.0
     value = column.median() if impute == "median" else column.mean()
     return 0.0 if pd.isna(value) else float(value)
 
@@ -37,7 +40,7 @@ def fit_preprocessing(
     for feature in features:
         column = feature["name"]
         field: dict[str, Any] = {"column": column, "input": names[column]}
-        if feature["dtype"] == "numeric" or spec.preprocessing.categorical == "none":
+        if feature["dtype"] == "numeric":
             values = pd.to_numeric(x_train[column], errors="coerce").astype("float64")
             marks = [float(m) for m in markers.get(column, []) if not isinstance(m, str)]
             values = values.where(~values.isin(marks))

@@ -47,7 +47,9 @@ def _encode_target(values: pd.Series, task: str) -> tuple[np.ndarray, list[Any]]
 def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, spec: JobSpec) -> Prepared:
     """Drop rows without a target, keep numeric and categorical features, split train/val."""
     frame = frame[frame[target].notna()].reset_index(drop=True)
-    features = [c for c in columns if c["name"] != target and c["dtype"] != "text"]
+    # Free text is never a feature; categories only when one-hot encoding is on.
+    usable = {"numeric", "categorical"} if spec.preprocessing.categorical == "one_hot" else {"numeric"}
+    features = [c for c in columns if c["name"] != target and c["dtype"] in usable]
     if not features:
         raise TrainingFailed("no_features", "no numeric or categorical feature column to learn from")
     y, classes = _encode_target(frame[target], spec.task)

@@ -15,6 +15,7 @@ from worker.training.artifacts import save_model
 from worker.training.builder import build_model, compile_model, fit_preprocessing
 from worker.training.callbacks import EpochReporter
 from worker.training.data import load_frame, prepare
+from worker.training.diagnostics import analyze, make_probe
 from worker.training.inputs import frame_to_inputs, to_tensors
 from worker.training.reporting import Reporter, TrainingFailed
 
@@ -31,6 +32,7 @@ class TrainResult:
     cancelled: bool = False
     sha256: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
 def _seed(seed: int) -> None:
@@ -75,7 +77,7 @@ def run_training(
     x_val = to_tensors(frame_to_inputs(data.x_val, schema))
     model = build_model(schema, spec, n_classes=len(data.classes))
     compile_model(model, spec)
-    watcher = EpochReporter(reporter)
+    watcher = EpochReporter(reporter, make_probe(model, x_train, data.y_train))
     callbacks: list[keras.callbacks.Callback] = [watcher]
     stopping = spec.training.early_stopping
     if stopping is not None:
@@ -98,18 +100,28 @@ def run_training(
         verbose=0,
         shuffle=True,
     )
+    diagnostics = analyze(
+        history=watcher.history, measurements=watcher.measurements, schema=schema, spec=spec
+    )
     if watcher.diverged_at is not None:
         raise TrainingFailed(
             "training_diverged",
             f"the loss became NaN/inf at epoch {watcher.diverged_at}; lower the learning rate, "
             "enable normalization or set training.clipnorm",
-            {"epoch": watcher.diverged_at, "last_epoch": watcher.history[-1]},
+            {"epoch": watcher.diverged_at, "last_epoch": watcher.history[-1], "diagnostics": diagnostics},
         )
     input_schema = {"task": spec.task, "target": target, "classes": data.classes, "inputs": schema}
     epochs_run = len(watcher.history)
     if watcher.cancelled:
         return TrainResult(
-            spec.task, {}, input_schema, epochs_run, epochs_run, cancelled=True, history=watcher.history
+            spec.task,
+            {},
+            input_schema,
+            epochs_run,
+            epochs_run,
+            cancelled=True,
+            history=watcher.history,
+            diagnostics=diagnostics,
         )
     metrics = _evaluate(model, x_val, data.y_val, "val_", spec.task)
     metrics |= _evaluate(model, x_train, data.y_train, "", spec.task)
@@ -123,4 +135,5 @@ def run_training(
         _best_epoch(watcher.history, spec),
         sha256=sha,
         history=watcher.history,
+        diagnostics=diagnostics,
     )
