@@ -32,8 +32,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     finally:
-        for worker in workers:
-            embedded.stop_worker(worker)
+        embedded.stop_workers(workers)
     return 0
 
 

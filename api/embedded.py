@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from models.db import make_engine, make_sessionmaker, session_scope
@@ -109,15 +110,19 @@ def start_workers(settings: Settings, *, concurrency: int = 1) -> list[subproces
     return processes
 
 
-def stop_worker(worker: subprocess.Popen[bytes], *, grace_s: float = 10) -> None:
-    """Warm shutdown, then cold: a running job is picked up again after restart by the reaper."""
-    worker.terminate()
-    try:
-        worker.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        worker.send_signal(signal.SIGQUIT)
-        try:
-            worker.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+def stop_workers(workers: list[subprocess.Popen[bytes]], *, grace_s: float = 10) -> None:
+    """Warm shutdown for all at once, then cold; a job cut off is requeued by the reaper later."""
+    for escalate in (
+        subprocess.Popen.terminate,
+        lambda p: p.send_signal(signal.SIGQUIT),
+        subprocess.Popen.kill,
+    ):
+        running = [worker for worker in workers if worker.poll() is None]
+        for worker in running:
+            escalate(worker)
+        deadline = time.monotonic() + grace_s
+        for worker in running:
+            try:
+                worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                continue
