@@ -185,13 +185,20 @@ class EpochOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     trial: int
+    execution: int = 0
     epoch: int
     grad_norms: dict[str, float]
 
     @classmethod
     def of(cls, trial_number: int, row: EpochMetric) -> EpochOut:
         """Build from a row, flattening the stored metric values."""
-        return cls(trial=trial_number, epoch=row.epoch, grad_norms=row.grad_norms, **row.values)
+        return cls(
+            trial=trial_number,
+            execution=row.execution,
+            epoch=row.epoch,
+            grad_norms=row.grad_norms,
+            **row.values,
+        )
 
 
 class ModelOut(BaseModel):

@@ -17,7 +17,7 @@ from api.schemas import JobCreate
 from models.base import new_id
 from models.errors import Conflict, FieldError, InvalidInput, NotFound
 from models.settings import Settings
-from models.spec import resolve_spec
+from models.spec import resolve_spec, stored_spec
 from models.status import TERMINAL, JobStatus
 from models.store import DatasetStore, JobStore, ModelStore
 from models.tables import Dataset, Job
@@ -105,8 +105,8 @@ def submit_job(
         name=body.name,
         dataset_id=dataset.id,
         target=body.target,
-        spec=spec.model_dump(mode="json"),
-        trials_total=1,
+        spec=stored_spec(body.spec, spec, kind=body.kind),
+        trials_total=spec.search.max_trials if spec.search else 1,
         epochs=spec.training.epochs,
         idempotency_key=idempotency_key,
         request_hash=request_hash,

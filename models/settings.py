@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     job_soft_time_limit_s: int = 6 * 3600
     job_hard_time_limit_s: int = 6 * 3600 + 300
     lease_timeout_s: int = 120
-    heartbeat_interval_s: float = 5.0
+    heartbeat_interval_s: float = 2.0
     max_attempts: int = 3
     redispatch_after_s: int = 60
     worker_max_tasks_per_child: int = 20

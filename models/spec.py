@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.errors import FieldError, InvalidInput
+from models.search_space import GRID_CAP, SearchSpace, extract_space, is_distribution, layer_value
 from models.status import JobKind
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -108,11 +110,14 @@ class SearchSpec(_Strict):
     """A hyperparameter search over the spec (run by ``search`` jobs)."""
 
     algorithm: Literal["random", "bayesian", "hyperband", "grid"] = "random"
-    objective: str = "val_accuracy"
-    direction: Literal["max", "min"] | None = None
+    objective: str | None = None  # default: val_accuracy for classification, val_loss for regression
+    direction: Literal["max", "min"] | None = None  # default: from the objective's name
     max_trials: int = Field(10, ge=1)
     executions_per_trial: int = Field(1, ge=1, le=10)
     max_concurrent_trials: int = Field(2, ge=1, le=64)
+    max_consecutive_failures: int = Field(3, ge=1, le=100)
+    max_wallclock_s: float | None = Field(None, gt=0)
+    target_score: float | None = None  # stop once the objective reaches it (direction-aware)
     num_layers: Any = None
     layer: Any = None
 
@@ -189,11 +194,130 @@ def _monitorable(task: Task) -> set[str]:
     return names | {f"val_{name}" for name in names}
 
 
+MAX_TRIALS_CAP = 500
+MINIMIZED = ("loss", "rmse", "mae", "mse")
+
+
+def _reject_distributions(raw: dict[str, Any], path: tuple[str | int, ...] = ()) -> None:
+    items = raw.items() if isinstance(raw, dict) else enumerate(raw) if isinstance(raw, list) else []
+    for key, value in items:
+        if is_distribution(value):
+            where = ".".join(str(p) for p in ("spec", *path, key))
+            raise InvalidInput(
+                "invalid_spec",
+                f"{where}: distributions are only allowed in search jobs",
+                [FieldError(("spec", *path, key), "distribution in a train job")],
+            )
+        _reject_distributions(value, (*path, key))
+
+
+def _check_candidates(space: SearchSpace) -> None:
+    """Every value a search may try must itself be a valid spec value (dropout 1.5 is a 422 now)."""
+    for param in space.params:
+        for value in param.candidates():
+            probe = copy.deepcopy(space.base)
+            node: Any = probe
+            for key in param.path[:-1]:
+                node = node[key]
+            node[param.path[-1]] = value
+            parse_spec(probe)
+    for name in space.layer:
+        for value in {repr(v): v for v in _layer_candidates(space, name)}.values():
+            try:
+                LayerSpec.model_validate({name: value})
+            except ValidationError as exc:
+                where = f"spec.search.layer.{name}"
+                message = exc.errors()[0]["msg"]
+                raise InvalidInput(
+                    "invalid_spec",
+                    f"{where}: {message} (value {value!r})",
+                    [FieldError(("spec", "search", "layer", name), message)],
+                ) from exc
+
+
+def _layer_candidates(space: SearchSpace, name: str) -> list[Any]:
+    param = space.layer[name]
+    return param.candidates() if hasattr(param, "candidates") else [layer_value(space, name, 0, {})]
+
+
+def _resolve_search(space: SearchSpace, spec: JobSpec, task: Task, max_trials_cap: int) -> SearchSpec:
+    search = spec.search or SearchSpec()
+    objective = search.objective or ("val_loss" if task == "regression" else "val_accuracy")
+    if objective not in _monitorable(task):
+        raise InvalidInput(
+            "invalid_spec",
+            f"spec.search.objective: '{objective}' is not produced by a {task} task; choose one of "
+            + ", ".join(sorted(_monitorable(task))),
+            [FieldError(("spec", "search", "objective"), "unknown metric")],
+        )
+    direction = search.direction or ("min" if objective.endswith(MINIMIZED) else "max")
+    if search.max_trials > max_trials_cap:
+        raise InvalidInput(
+            "invalid_spec",
+            f"spec.search.max_trials: {search.max_trials} is above the server's cap of {max_trials_cap}",
+            [FieldError(("spec", "search", "max_trials"), "above the cap")],
+        )
+    if (
+        not space.params
+        and space.num_layers is None
+        and not any(hasattr(p, "kind") for p in space.layer.values())
+    ):
+        raise InvalidInput(
+            "invalid_search_space",
+            'the search has nothing to search: give a distribution such as {"choice": [...]} for a field',
+            [FieldError(("spec",), "no distribution")],
+        )
+    if search.algorithm == "grid" and space.grid_size() > GRID_CAP:
+        raise InvalidInput(
+            "invalid_search_space",
+            f"spec.search: the grid has {space.grid_size():.3g} points, above the cap of {GRID_CAP}; "
+            "use random, bayesian or hyperband, or give steps and fewer choices",
+            [FieldError(("spec", "search", "algorithm"), "grid too large")],
+        )
+    return search.model_copy(update={"objective": objective, "direction": direction})
+
+
+def stored_spec(raw: dict[str, Any], spec: JobSpec, *, kind: JobKind) -> dict[str, Any]:
+    """The resolved spec as the job keeps it: defaults filled in, distributions where the user put them."""
+    document = spec.model_dump(mode="json")
+    if kind != JobKind.SEARCH:
+        return document
+    space = extract_space(raw)
+    for param in space.params:
+        node: Any = document
+        for key in param.path[:-1]:
+            node = node[key]
+        original: Any = raw
+        for key in param.path:
+            original = original[key]
+        node[param.path[-1]] = original
+    for key in ("num_layers", "layer"):
+        if key in (raw.get("search") or {}):
+            document["search"][key] = raw["search"][key]
+    return document
+
+
 def resolve_spec(
-    raw: dict[str, Any], *, kind: JobKind, target: str, columns: list[dict[str, Any]]
+    raw: dict[str, Any],
+    *,
+    kind: JobKind,
+    target: str,
+    columns: list[dict[str, Any]],
+    max_trials_cap: int = MAX_TRIALS_CAP,
 ) -> JobSpec:
-    """Validate ``raw`` against the dataset and return it with every default filled in."""
-    spec = parse_spec(raw)
+    """Validate ``raw`` against the dataset and return it with every default filled in.
+
+    For a search the returned spec holds each searched field's default (keras-tuner's: the
+    minimum or the first choice); ``stored_spec`` puts the distributions back.
+    """
+    space: SearchSpace | None = None
+    if kind == JobKind.SEARCH:
+        space = extract_space(raw)
+        spec = parse_spec(space.base)
+        _check_candidates(space)
+    else:
+        _reject_distributions(raw)
+        spec = parse_spec(raw)
     by_name = {column["name"]: column for column in columns}
     if target not in by_name:
         raise InvalidInput(
@@ -225,10 +349,5 @@ def resolve_spec(
             f"{task} task; choose one of " + ", ".join(sorted(_monitorable(task))),
             [FieldError(("spec", "training", "early_stopping", "monitor"), "unknown metric")],
         )
-    if kind == JobKind.SEARCH:
-        raise InvalidInput(
-            "kind_not_supported",
-            "search jobs are not available in this release; submit kind 'train'",
-            [FieldError(("kind",), "not supported yet")],
-        )
-    return spec.model_copy(update={"task": task})
+    search = _resolve_search(space, spec, task, max_trials_cap) if space is not None else None
+    return spec.model_copy(update={"task": task, "search": search})

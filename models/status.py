@@ -19,6 +19,7 @@ class JobStatus(StrEnum):
 class TrialStatus(StrEnum):
     """Where one trial (one model fit) is; names follow keras-tuner's."""
 
+    QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.base import json_safe, utcnow
 from models.errors import Conflict, InvalidInput, NotFound
-from models.status import ALLOWED_FROM, TERMINAL, JobStatus
+from models.status import ALLOWED_FROM, TERMINAL, JobStatus, TrialStatus
 from models.tables import ApiKey, Dataset, EpochMetric, Job, JobEvent, Model, Tenant, Trial
 
 Row = TypeVar("Row", Dataset, Job)
@@ -293,8 +293,33 @@ class JobStore:
     def stale_running(self, *, lease_timeout: timedelta) -> list[Job]:
         """Running or cancelling jobs whose worker stopped renewing its lease."""
         cutoff = utcnow() - lease_timeout
+        # A search has no single lease holder: its trials carry their own leases.
         stmt = select(Job).where(
-            Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]), Job.heartbeat_at < cutoff
+            Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+            Job.heartbeat_at < cutoff,
+            Job.kind != "search",
+        )
+        return list(self.session.scalars(stmt))
+
+    def save_search_state(self, job_id: str, state: dict[str, Any], *, version: int, **progress: Any) -> bool:
+        """Store the oracle's state if nobody else stepped the search since ``version`` was read."""
+        result = self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.search_version == version)
+            .values(
+                search_state=json_safe(state), search_version=version + 1, updated_at=utcnow(), **progress
+            )
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def touch(self, job_id: str) -> None:
+        """Renew a search job's heartbeat (its trials, not one worker, keep it alive)."""
+        self.session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+
+    def running_searches(self) -> list[str]:
+        """Ids of search jobs that are running or being cancelled."""
+        stmt = select(Job.id).where(
+            Job.kind == "search", Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING])
         )
         return list(self.session.scalars(stmt))
 
@@ -333,13 +358,76 @@ class TrialStore:
         self.session.flush()
         return trial
 
+    def add_queued(self, job_id: str, number: int, *, hyperparameters: dict[str, Any]) -> Trial:
+        """Insert a proposed trial waiting for a worker; a taken number raises IntegrityError."""
+        trial = Trial(
+            job_id=job_id,
+            number=number,
+            status=TrialStatus.QUEUED,
+            hyperparameters=json_safe(hyperparameters),
+            started_at=utcnow(),
+        )
+        self.session.add(trial)
+        self.session.flush()
+        return trial
+
+    def get(self, trial_id: str) -> Trial:
+        """A trial by id."""
+        trial = self.session.get(Trial, trial_id, populate_existing=True)
+        if trial is None:
+            raise NotFound("trial_not_found", f"trial '{trial_id}' does not exist")
+        return trial
+
+    def claim(self, trial_id: str, *, worker: str) -> bool:
+        """Start a queued trial on this worker (a duplicate delivery gets False)."""
+        now = utcnow()
+        result = self.session.execute(
+            update(Trial)
+            .where(Trial.id == trial_id, Trial.status == TrialStatus.QUEUED)
+            .values(
+                status=TrialStatus.RUNNING,
+                worker=worker,
+                started_at=now,
+                heartbeat_at=now,
+                attempt=Trial.attempt + 1,
+            )
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def heartbeat(self, trial_id: str) -> None:
+        """Renew a running trial's lease."""
+        self.session.execute(update(Trial).where(Trial.id == trial_id).values(heartbeat_at=utcnow()))
+
+    def stale_running(self, *, lease_timeout: timedelta) -> list[Trial]:
+        """Running trials whose worker stopped renewing their lease."""
+        cutoff = utcnow() - lease_timeout
+        stmt = select(Trial).where(Trial.status == TrialStatus.RUNNING, Trial.heartbeat_at < cutoff)
+        return list(self.session.scalars(stmt))
+
+    def requeue(self, trial_id: str) -> bool:
+        """Put a lost trial back in the queue; its partial epochs are discarded."""
+        self.session.execute(delete(EpochMetric).where(EpochMetric.trial_id == trial_id))
+        result = self.session.execute(
+            update(Trial)
+            .where(Trial.id == trial_id, Trial.status == TrialStatus.RUNNING)
+            .values(status=TrialStatus.QUEUED, worker=None, heartbeat_at=None)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def record_epoch(
-        self, trial_id: str, epoch: int, values: dict[str, Any], grad_norms: dict[str, Any]
+        self,
+        trial_id: str,
+        epoch: int,
+        values: dict[str, Any],
+        grad_norms: dict[str, Any],
+        *,
+        execution: int = 0,
     ) -> None:
         """Store one epoch's metrics."""
         self.session.add(
             EpochMetric(
                 trial_id=trial_id,
+                execution=execution,
                 epoch=epoch,
                 values=json_safe(values),
                 grad_norms=json_safe(grad_norms),
@@ -357,6 +445,7 @@ class TrialStore:
         metrics: dict[str, Any] | None = None,
         diagnostics: dict[str, Any] | None = None,
         error: str | None = None,
+        model_key: str | None = None,
     ) -> None:
         """Close a trial with its outcome."""
         self.session.execute(
@@ -368,6 +457,7 @@ class TrialStore:
                 metrics=json_safe(metrics),
                 diagnostics=json_safe(diagnostics),
                 error=error,
+                model_key=model_key,
                 finished_at=utcnow(),
             )
         )
@@ -382,7 +472,7 @@ class TrialStore:
             select(Trial.number, EpochMetric)
             .join(EpochMetric, EpochMetric.trial_id == Trial.id)
             .where(Trial.job_id == job_id)
-            .order_by(Trial.number, EpochMetric.epoch)
+            .order_by(Trial.number, EpochMetric.execution, EpochMetric.epoch)
         )
         if trial_number is not None:
             stmt = stmt.where(Trial.number == trial_number)

@@ -81,6 +81,9 @@ class Job(CreatedAtMixin, Base):
     lease_token: Mapped[str | None] = mapped_column(String(64))
     heartbeat_at: Mapped[datetime | None]
     dispatched_at: Mapped[datetime | None]
+    # A search's oracle (keras-tuner's own JSON state); the version makes coordinator steps atomic.
+    search_state: Mapped[dict[str, Any] | None]
+    search_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
@@ -115,6 +118,9 @@ class Trial(Base):
     diagnostics: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(255))
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    heartbeat_at: Mapped[datetime | None]
+    model_key: Mapped[str | None] = mapped_column(String(255))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 
@@ -123,10 +129,13 @@ class EpochMetric(Base):
     """The metrics of one epoch of one trial, with per-layer gradient norms."""
 
     __tablename__ = "epoch_metric"
-    __table_args__ = (UniqueConstraint("trial_id", "epoch", name="uq_epoch_metric_trial_epoch"),)
+    __table_args__ = (
+        UniqueConstraint("trial_id", "execution", "epoch", name="uq_epoch_metric_trial_execution_epoch"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     trial_id: Mapped[str] = mapped_column(ForeignKey("trial.id", ondelete="CASCADE"), index=True)
+    execution: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     epoch: Mapped[int]
     values: Mapped[dict[str, Any]]
     grad_norms: Mapped[dict[str, Any]]

@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
+from sqlalchemy.orm import Session
 
 from models.db import session_scope
-from models.status import JobStatus
+from models.status import JobStatus, TrialStatus
 from models.store import JobStore, TrialStore
 from worker.runtime import Runtime
 
@@ -40,13 +41,23 @@ class Recorder:
             self.trial_id = trial.id
         return trial.id
 
+    execution = 0
+
     def on_epoch(self, epoch: int, values: dict[str, float], grad_norms: dict[str, float]) -> None:
         """Store one epoch and the job's progress, and renew the lease, in one transaction."""
         assert self.trial_id is not None
         with session_scope(self.rt.sessions) as session:
-            TrialStore(session).record_epoch(self.trial_id, epoch, values, grad_norms)
-            JobStore(session).set_progress(self.job_id, epoch=epoch)
-            self._observe(JobStore(session).heartbeat(self.job_id, self.token))
+            TrialStore(session).record_epoch(
+                self.trial_id, epoch, values, grad_norms, execution=self.execution
+            )
+            self._progress(session, epoch)
+            self._observe(self._renew(session))
+
+    def _progress(self, session: Session, epoch: int) -> None:
+        JobStore(session).set_progress(self.job_id, epoch=epoch)
+
+    def _renew(self, session: Session) -> JobStatus | None:
+        return JobStore(session).heartbeat(self.job_id, self.token)
 
     def should_stop(self) -> bool:
         """True once the job is being cancelled or this worker lost its lease."""
@@ -63,7 +74,7 @@ class Recorder:
         while not self._stop.wait(interval):
             try:
                 with session_scope(self.rt.sessions) as session:
-                    self._observe(JobStore(session).heartbeat(self.job_id, self.token))
+                    self._observe(self._renew(session))
             except Exception:  # a failed beat is retried next interval; the lease has slack
                 log.warning("heartbeat_failed", job_id=self.job_id, exc_info=True)
 
@@ -82,3 +93,24 @@ class Recorder:
         finally:
             self._stop.set()
             thread.join(timeout=5)
+
+
+class TrialRecorder(Recorder):
+    """Records one execution of one search trial; the trial has the lease, the job just stays alive."""
+
+    def __init__(self, rt: Runtime, job_id: str, trial_id: str, *, execution: int) -> None:
+        super().__init__(rt, job_id, token="")
+        self.trial_id = trial_id
+        self.execution = execution
+
+    def _progress(self, session: Session, epoch: int) -> None:
+        pass  # a search's progress counts trials, not epochs
+
+    def _renew(self, session: Session) -> JobStatus | None:
+        assert self.trial_id is not None
+        trials, jobs = TrialStore(session), JobStore(session)
+        trials.heartbeat(self.trial_id)
+        jobs.touch(self.job_id)
+        if trials.get(self.trial_id).status != TrialStatus.RUNNING:
+            return None  # the reaper gave this trial to another worker
+        return JobStatus(jobs.get_any(self.job_id).status)

@@ -15,13 +15,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from models.db import session_scope
 from models.errors import DomainError
 from models.spec import JobSpec
-from models.status import JobStatus
-from models.store import DatasetStore, JobStore
+from models.status import JobKind, JobStatus, TrialStatus
+from models.store import DatasetStore, JobStore, TrialStore
 from worker.app import app
 from worker.finish import finish_cancelled, finish_failed, finish_succeeded
 from worker.protocol import REAP_JOBS, RUN_JOB, run_job_args
 from worker.recorder import Recorder
 from worker.runtime import Runtime, runtime
+from worker.search_tasks import advance, nudge, run_trial
 from worker.training.reporting import TrainingFailed
 
 log = structlog.get_logger(__name__)
@@ -41,13 +42,18 @@ def run_job(job_id: str) -> None:
     rt = runtime()
     token = secrets.token_hex(16)
     with session_scope(rt.sessions) as session:
-        if not JobStore(session).claim(job_id, token, worker=rt.worker_name):
+        jobs = JobStore(session)
+        if not jobs.claim(job_id, token, worker=rt.worker_name):
             log.info("job_not_claimed", job_id=job_id)
             return
-    log.info("job_claimed", job_id=job_id, worker=rt.worker_name)
+        kind = jobs.get_any(job_id).kind
+    log.info("job_claimed", job_id=job_id, worker=rt.worker_name, kind=kind)
     recorder = Recorder(rt, job_id, token)
     try:
-        _train(rt, job_id, recorder)
+        if kind == JobKind.SEARCH:
+            advance(rt, job_id)  # the coordinator's first step: trials fan out to every worker
+        else:
+            _train(rt, job_id, recorder)
     except SoftTimeLimitExceeded:
         finish_failed(
             rt,
@@ -101,6 +107,17 @@ def _redispatch(job_ids: list[str]) -> None:
             JobStore(session).mark_dispatched(job_id)
 
 
+def _reap_trials(trials: TrialStore, lease_timeout_s: int, max_attempts: int) -> list[str]:
+    """Requeue search trials whose worker died (up to max_attempts), fail them after."""
+    requeued = []
+    for trial in trials.stale_running(lease_timeout=timedelta(seconds=lease_timeout_s)):
+        if trial.attempt >= max_attempts:
+            trials.finish(trial.id, status=TrialStatus.FAILED, error=f"worker lost {trial.attempt} times")
+        elif trials.requeue(trial.id):
+            requeued.append(trial.id)
+    return requeued
+
+
 @app.task(name=REAP_JOBS, acks_late=False)
 def reap_jobs() -> dict[str, Any]:
     """Requeue or fail jobs whose worker died; re-send jobs whose message never arrived."""
@@ -132,7 +149,15 @@ def reap_jobs() -> dict[str, Any]:
             older_than=timedelta(seconds=settings.redispatch_after_s),
             redeliver_after=timedelta(seconds=settings.job_hard_time_limit_s + 3600),
         )
+        lost_trials = _reap_trials(TrialStore(session), settings.lease_timeout_s, settings.max_attempts)
+        searches = jobs.running_searches()
     _redispatch(sorted(set(requeued) | set(pending)))
+    for trial_id in lost_trials:
+        run_trial.apply_async(args=[trial_id], queue=settings.queue)
+    # A step is idempotent: nudging every live search guarantees progress if a message was lost.
+    for job_id in searches:
+        nudge(rt, job_id)
+    outcome["trials_requeued"] = lost_trials
     if any(outcome.values()) or pending:
         log.info("reaped", pid=os.getpid(), **outcome, redispatched=pending)
     return outcome

@@ -301,10 +301,3 @@ def test_missing_values_naming_known_column_is_kept() -> None:
     """missing_values keyed by a real column survives resolution."""
     spec = resolve({"preprocessing": {"missing_values": {"x": [0, "?"]}}}, "y", BINARY)
     assert spec.preprocessing.missing_values == {"x": [0, "?"]}
-
-
-def test_search_jobs_are_refused_for_now() -> None:
-    """A search job is refused at submit time with kind_not_supported."""
-    with pytest.raises(InvalidInput) as caught:
-        resolve_spec({}, kind=JobKind.SEARCH, target="y", columns=BINARY)
-    assert caught.value.code == "kind_not_supported"

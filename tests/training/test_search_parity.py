@@ -1,0 +1,79 @@
+"""tuneforge's distributed search proposes what keras-tuner's own RandomSearch proposes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import numpy as np
+
+from models.search_space import extract_space
+from models.spec import resolve_spec, stored_spec
+from models.status import JobKind
+from models.tabular import parse_csv
+from worker.training.search import driver
+
+GUIDE_SEARCH: dict[str, Any] = {
+    "search": {
+        "max_trials": 10,
+        "num_layers": {"int": [1, 10]},
+        "layer": {
+            "units": {"int": [8, 128], "step": 8},
+            "activation": {"choice": ["relu", "tanh", "sigmoid"]},
+            "dropout": {"choice": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+        },
+    },
+    "training": {"optimizer": {"choice": ["rmsprop", "adam", "sgd", "nadam", "adadelta"]}},
+}
+
+
+def _guide_build(hp: kt.HyperParameters) -> keras.Model:
+    """The guide's keras-tuner build function."""
+    model = keras.Sequential([keras.Input(shape=(4,))])
+    for i in range(hp.Int("num_layers", 1, 10)):
+        model.add(
+            keras.layers.Dense(
+                hp.Int(f"units{i}", 8, 128, step=8),
+                activation=hp.Choice(f"activation{i}", ["relu", "tanh", "sigmoid"]),
+            )
+        )
+        model.add(keras.layers.Dropout(hp.Choice(f"dropout{i}", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])))
+    model.add(keras.layers.Dense(1, activation="sigmoid"))
+    model.compile(
+        optimizer=hp.Choice("optimizer", ["rmsprop", "adam", "sgd", "nadam", "adadelta"]),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_path: Path) -> None:
+    """Same space, same seed, one trial at a time: the same hyperparameters in the same order."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)), rng.integers(0, 2, 64)
+    tuner = kt.RandomSearch(
+        _guide_build,
+        objective="val_accuracy",
+        max_trials=10,
+        seed=7,
+        directory=str(tmp_path),
+        project_name="guide",
+    )
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    expected = [tuner.oracle.trials[t].hyperparameters.values for t in sorted(tuner.oracle.trials)]
+
+    columns = parse_csv(b"a,b,y\n1,2,0\n2,1,1\n3,3,0\n").columns
+    spec = resolve_spec(GUIDE_SEARCH, kind=JobKind.SEARCH, target="y", columns=columns)
+    space = extract_space(stored_spec(GUIDE_SEARCH, spec, kind=JobKind.SEARCH))
+    assert spec.search is not None
+    proposed, state = [], None
+    for number in range(10):
+        # Each step rebuilds the oracle from its saved JSON state, as a coordinator on any worker does.
+        with driver(spec.search, space, state, seed=7, max_epochs=100) as step:
+            trial = step.propose(number)
+            proposed.append(trial["values"])
+            step.finish(trial["oracle_trial_id"], score=0.5, failed_message=None)
+            state = step.snapshot()
+    assert proposed == expected

@@ -1,0 +1,227 @@
+"""A search's coordinator step: tell the oracle what finished, ask it for more, finish the search."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from models.base import new_id, utcnow
+from models.db import session_scope
+from models.search_space import SearchSpace, extract_space
+from models.spec import JobSpec, SearchSpec
+from models.status import TERMINAL, JobStatus, TrialStatus
+from models.store import JobStore, ModelStore, TrialStore
+from models.tables import Job, Model, Trial
+from worker.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+FINISHED = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+
+
+@dataclass
+class StepOutcome:
+    """What a step decided: trials to dispatch (after commit)."""
+
+    dispatch: list[str] = field(default_factory=list)
+
+
+def search_parts(job: Job) -> tuple[JobSpec, SearchSpace, SearchSpec]:
+    """The stored spec of a search job as (spec with defaults, space, resolved search options)."""
+    space = extract_space(job.spec)
+    spec = JobSpec.model_validate(space.base)
+    assert spec.search is not None
+    return spec, space, spec.search
+
+
+def trial_files(rt: Runtime, trial_id: str) -> tuple[Path, Path]:
+    """Where a trial's model and its card (input schema, metrics) live until the search ends."""
+    folder = rt.settings.data_dir / "models" / "trials"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{trial_id}.keras", folder / f"{trial_id}.json"
+
+
+def _better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "max" else a < b
+
+
+def _best(trials: list[Trial], direction: str) -> Trial | None:
+    scored = [t for t in trials if t.status == TrialStatus.COMPLETED and t.score is not None]
+    best: Trial | None = None
+    for trial in scored:
+        if best is None or _better(trial.score, best.score, direction):  # type: ignore[arg-type]
+            best = trial
+    return best
+
+
+def _stop_reason(job: Job, search: SearchSpec, best: Trial | None) -> str | None:
+    if search.target_score is not None and best is not None and best.score is not None:
+        reached = (
+            best.score >= search.target_score
+            if search.direction == "max"
+            else (best.score <= search.target_score)
+        )
+        if reached:
+            return f"target {search.objective} {search.target_score} reached by trial {best.number}"
+    spent = utcnow() - job.started_at if job.started_at else timedelta(0)
+    if search.max_wallclock_s and spent > timedelta(seconds=search.max_wallclock_s):
+        return f"wall-clock budget of {search.max_wallclock_s:.0f} s spent"
+    return None
+
+
+def _register_best(rt: Runtime, session: Any, job: Job, best: Trial) -> dict[str, Any]:
+    model_file, card_file = trial_files(rt, best.id)
+    card = json.loads(card_file.read_text())
+    model_id = new_id("mdl")
+    storage_key = f"models/{model_id}.keras"
+    os.replace(model_file, rt.settings.data_dir / storage_key)
+    ModelStore(session).add(
+        Model(
+            id=model_id,
+            tenant_id=job.tenant_id,
+            job_id=job.id,
+            trial_id=best.id,
+            task=card["task"],
+            target=job.target,
+            input_schema=card["input_schema"],
+            metrics=card["metrics"],
+            storage_key=storage_key,
+            sha256=card["sha256"],
+            size_bytes=(rt.settings.data_dir / storage_key).stat().st_size,
+        )
+    )
+    return {
+        "trial_id": best.id,
+        "number": best.number,
+        "score": best.score,
+        "metrics": card["metrics"],
+        "hyperparameters": best.hyperparameters,
+        "model_id": model_id,
+    }
+
+
+def _cleanup(rt: Runtime, trials: list[Trial]) -> None:
+    for trial in trials:
+        for path in trial_files(rt, trial.id):
+            path.unlink(missing_ok=True)
+
+
+def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
+    """One coordinator step in one transaction; None when another step won the race (retry)."""
+    from worker.training.search import SearchExhausted, driver
+
+    with session_scope(rt.sessions) as session:
+        jobs, trial_store = JobStore(session), TrialStore(session)
+        job = jobs.get_any(job_id)
+        status = JobStatus(job.status)
+        if status in TERMINAL or status == JobStatus.QUEUED:
+            return StepOutcome()
+        rows = list(trial_store.for_job(job_id))
+        if status == JobStatus.CANCELLING:
+            for trial in rows:
+                if trial.status == TrialStatus.QUEUED:
+                    trial_store.finish(trial.id, status=TrialStatus.STOPPED)
+            if not any(t.status == TrialStatus.RUNNING for t in rows):
+                jobs.transition(
+                    job_id, JobStatus.CANCELLED, reason="search cancelled", lease_token=job.lease_token
+                )
+                _cleanup(rt, rows)
+            return StepOutcome()
+        spec, space, search = search_parts(job)
+        saved = job.search_state or {}
+        told: set[int] = set(saved.get("told", []))
+        oracle_ids: dict[str, str] = dict(saved.get("oracle_ids", {}))
+        outcome = StepOutcome()
+        failure: str | None = None
+        with driver(
+            search, space, saved.get("kt"), seed=spec.training.seed, max_epochs=spec.training.epochs
+        ) as step:
+            for trial in rows:
+                if trial.status in FINISHED and trial.number not in told:
+                    told.add(trial.number)
+                    try:
+                        step.finish(
+                            oracle_ids[str(trial.number)],
+                            score=trial.score,
+                            failed_message=trial.error if trial.status == TrialStatus.FAILED else None,
+                        )
+                    except RuntimeError as exc:  # keras-tuner: too many consecutive failed trials
+                        failure = str(exc).strip().splitlines()[0]
+            best = _best(rows, search.direction or "max")
+            reason = failure or _stop_reason(job, search, best)
+            active = [t for t in rows if t.status in (TrialStatus.QUEUED, TrialStatus.RUNNING)]
+            exhausted = len(rows) >= search.max_trials
+            while reason is None and not exhausted and len(active) < search.max_concurrent_trials:
+                number = len(rows) + len(outcome.dispatch)
+                try:
+                    proposal = step.propose(number)
+                except SearchExhausted:
+                    exhausted = True
+                    break
+                trial = trial_store.add_queued(job_id, number, hyperparameters=proposal["values"])
+                oracle_ids[str(number)] = proposal["oracle_trial_id"]
+                outcome.dispatch.append(trial.id)
+                active.append(trial)
+                exhausted = number + 1 >= search.max_trials
+            state = {"kt": step.snapshot(), "told": sorted(told), "oracle_ids": oracle_ids}
+        if reason is not None:
+            for trial in active:
+                if trial.status == TrialStatus.QUEUED:
+                    trial_store.finish(trial.id, status=TrialStatus.STOPPED, error=reason)
+            active = [t for t in active if t.status == TrialStatus.RUNNING]
+        done = sum(1 for t in rows if t.status in FINISHED)
+        if not jobs.save_search_state(
+            job_id, state, version=job.search_version, trials_done=done, trials_total=search.max_trials
+        ):
+            session.rollback()
+            return None
+        if not active and not outcome.dispatch and (reason is not None or exhausted):
+            _finish_search(rt, session, job, rows, search, failure, reason)
+        return outcome
+
+
+def _finish_search(
+    rt: Runtime,
+    session: Any,
+    job: Job,
+    rows: list[Trial],
+    search: SearchSpec,
+    failure: str | None,
+    reason: str | None,
+) -> None:
+    jobs = JobStore(session)
+    best = _best(rows, search.direction or "max")
+    if failure is not None or best is None:
+        errors = [t.error for t in rows if t.status == TrialStatus.FAILED and t.error]
+        message = failure or "no trial completed"
+        error = {
+            "code": "search_failed",
+            "message": message + (f"; last error: {errors[-1]}" if errors else ""),
+            "details": {"failed_trials": len(errors)},
+        }
+        jobs.transition(
+            job.id,
+            JobStatus.FAILED,
+            reason="search failed",
+            lease_token=job.lease_token,
+            values={"error": error},
+        )
+    else:
+        jobs.set_result(job.id, best=_register_best(rt, session, job, best) | {"objective": search.objective})
+        jobs.transition(
+            job.id, JobStatus.SUCCEEDED, reason=reason or "all trials done", lease_token=job.lease_token
+        )
+    _cleanup(rt, [t for t in rows if best is None or t.id != best.id])
+    log.info("search_finished", job_id=job.id, best=best.number if best else None, reason=reason)
+
+
+def score_of(metrics: dict[str, Any], objective: str) -> float | None:
+    """The objective's value in a run's final metrics (None if missing or not finite)."""
+    value = metrics.get(objective)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None

@@ -1,0 +1,116 @@
+"""keras-tuner's oracles driven as a service: state in and out as JSON, trials proposed and scored."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import keras_tuner as kt
+
+from models.search_space import LAYER_FIELDS, Param, SearchSpace
+from models.spec import SearchSpec
+
+
+class SearchExhausted(Exception):
+    """The oracle has no further trial to propose (max_trials reached or space exhausted)."""
+
+
+def define(hp: kt.HyperParameters, param: Param, name: str | None = None) -> Any:
+    """Register one parameter with keras-tuner under its keras-tuner name and return its value."""
+    name = name or param.name
+    sampling = "log" if param.log else "linear"
+    if param.kind == "choice":
+        return hp.Choice(name, list(param.values))
+    if param.kind == "int":
+        return hp.Int(name, int(param.low), int(param.high), step=int(param.step or 1), sampling=sampling)
+    return hp.Float(name, param.low, param.high, step=param.step, sampling=sampling)
+
+
+def register(hp: kt.HyperParameters, space: SearchSpace) -> None:
+    """What the guide's build function does: depth, then per-layer units/activation/dropout, then the rest.
+
+    Layers deeper than ``num_layers`` are registered only once a trial needs them, exactly as a
+    keras-tuner build function registers ``units{i}`` inside its ``for i in range(num_layers)`` loop.
+    """
+    depth = define(hp, space.num_layers) if space.num_layers else space.fixed_layers or 0
+    for index in range(int(depth)):
+        for field in LAYER_FIELDS:
+            param = space.layer.get(field)
+            if isinstance(param, Param):
+                define(hp, param, f"{field}{index}")
+    for param in space.params:
+        define(hp, param)
+
+
+def make_oracle(search: SearchSpec, *, seed: int, max_epochs: int) -> kt.Oracle:
+    """The keras-tuner oracle named by ``search.algorithm``."""
+    objective = kt.Objective(search.objective, direction=search.direction)
+    common = {
+        "objective": objective,
+        "seed": seed,
+        "max_consecutive_failed_trials": search.max_consecutive_failures,
+    }
+    if search.algorithm == "random":
+        return kt.oracles.RandomSearchOracle(max_trials=search.max_trials, **common)
+    if search.algorithm == "bayesian":
+        return kt.oracles.BayesianOptimizationOracle(max_trials=search.max_trials, **common)
+    if search.algorithm == "grid":
+        return kt.oracles.GridSearchOracle(max_trials=search.max_trials, **common)
+    return kt.oracles.HyperbandOracle(max_epochs=max_epochs, **common)
+
+
+@dataclass
+class Driver:
+    """One step's view of a search's oracle, rebuilt from (and saved back to) JSON state."""
+
+    oracle: kt.Oracle
+    space: SearchSpace
+
+    def snapshot(self) -> dict[str, Any]:
+        """The oracle's complete state as JSON: its own state plus every trial's."""
+        return {
+            "oracle": self.oracle.get_state(),
+            "trials": {trial_id: trial.get_state() for trial_id, trial in self.oracle.trials.items()},
+        }
+
+    def propose(self, number: int) -> dict[str, Any]:
+        """Ask the oracle for trial ``number``: its values once built (new layers at their defaults)."""
+        trial = self.oracle.create_trial(tuner_id=f"trial-{number}")
+        if trial.status == kt.engine.trial.TrialStatus.STOPPED:
+            raise SearchExhausted(trial.message or "the oracle stopped")
+        register(trial.hyperparameters, self.space)
+        return {"oracle_trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values)}
+
+    def finish(self, oracle_trial_id: str, *, score: float | None, failed_message: str | None) -> None:
+        """Tell the oracle a trial's outcome (keras-tuner's end_trial: scores it, grows the space)."""
+        trial = self.oracle.trials[oracle_trial_id]
+        register(trial.hyperparameters, self.space)
+        if failed_message is None and score is not None:
+            self.oracle.update_trial(oracle_trial_id, {self.oracle.objective.name: score})
+            trial.status = kt.engine.trial.TrialStatus.COMPLETED
+        else:
+            trial.status = kt.engine.trial.TrialStatus.FAILED
+            trial.message = failed_message
+        self.oracle.end_trial(trial)
+
+
+@contextmanager
+def driver(
+    search: SearchSpec, space: SearchSpace, state: dict[str, Any] | None, *, seed: int, max_epochs: int
+) -> Iterator[Driver]:
+    """An oracle restored from ``state`` (or fresh), in a scratch folder keras-tuner may write to."""
+    oracle = make_oracle(search, seed=seed, max_epochs=max_epochs)
+    with tempfile.TemporaryDirectory(prefix="tuneforge-oracle-") as folder:
+        oracle._set_project_dir(folder, "search")
+        if state is None:
+            # keras-tuner's _populate_initial_space: build once with default values.
+            hp = oracle.get_space()
+            register(hp, space)
+            oracle.update_space(hp)
+        else:
+            oracle.trials = {tid: kt.engine.trial.Trial.from_state(s) for tid, s in state["trials"].items()}
+            oracle.set_state(state["oracle"])
+        yield Driver(oracle, space)
