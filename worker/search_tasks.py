@@ -70,20 +70,23 @@ def run_trial(trial_id: str) -> None:
     rt = runtime()
     with session_scope(rt.sessions) as session:
         trials = TrialStore(session)
-        if not trials.claim(trial_id, worker=rt.worker_name):
-            return
         trial = trials.get(trial_id)
         job = JobStore(session).get_any(trial.job_id)
         job_id, values, document = job.id, dict(trial.hyperparameters), job.spec
+        if job.status != JobStatus.RUNNING:
+            # Checked before claiming, so a trial of a cancelled search never starts.
+            if trial.status == TrialStatus.QUEUED:
+                trials.finish(trial_id, status=TrialStatus.STOPPED, error="search no longer running")
+            started = False
+        else:
+            started = trials.claim(trial_id, worker=rt.worker_name)
         dataset = DatasetStore(session).get_any(job.dataset_id)
         csv_path, has_header, target = (
             rt.settings.data_dir / dataset.storage_key,
             dataset.has_header,
             job.target,
         )
-        if job.status != JobStatus.RUNNING:
-            trials.finish(trial_id, status=TrialStatus.STOPPED, error="search no longer running")
-    if job.status != JobStatus.RUNNING:
+    if not started:
         nudge(rt, job_id)
         return
     try:

@@ -74,6 +74,7 @@ class Driver:
         return {
             "oracle": self.oracle.get_state(),
             "trials": {trial_id: trial.get_state() for trial_id, trial in self.oracle.trials.items()},
+            "grid": _grid_state(self.oracle),
         }
 
     def propose(self, number: int) -> dict[str, Any]:
@@ -113,4 +114,31 @@ def driver(
         else:
             oracle.trials = {tid: kt.engine.trial.Trial.from_state(s) for tid, s in state["trials"].items()}
             oracle.set_state(state["oracle"])
+            _set_grid_state(oracle, state.get("grid"))
         yield Driver(oracle, space)
+
+
+def _grid_state(oracle: kt.Oracle) -> dict[str, Any] | None:
+    # keras-tuner's GridSearchOracle keeps its walk order outside get_state(), so it cannot resume
+    # on its own; tuneforge saves that order too, since every step rebuilds the oracle.
+    if not isinstance(oracle, kt.oracles.GridSearchOracle):
+        return None
+    ordered = oracle._ordered_ids
+    return {
+        "memory": list(ordered._memory),
+        "next_index": {str(k): v for k, v in ordered._next_index.items()},
+        "last_index": ordered._last_index,
+        "populate_next": list(oracle._populate_next),
+    }
+
+
+def _set_grid_state(oracle: kt.Oracle, state: dict[str, Any] | None) -> None:
+    if state is None or not isinstance(oracle, kt.oracles.GridSearchOracle):
+        return
+    ordered = oracle._ordered_ids
+    ordered._memory = list(state["memory"])
+    ordered._data_to_index = {data: index for index, data in enumerate(ordered._memory)}
+    ordered._next_index.clear()
+    ordered._next_index.update({None if k == "None" else int(k): v for k, v in state["next_index"].items()})
+    ordered._last_index = state["last_index"]
+    oracle._populate_next = list(state["populate_next"])

@@ -1,0 +1,167 @@
+"""Searches as a distributed workload: two real workers, failures, cancellation."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import start_worker, stop_process
+from tests.support import upload, wait_job
+
+pytestmark = pytest.mark.integration
+
+GUIDE_SEARCH: dict[str, Any] = {
+    "search": {
+        "max_trials": 10,
+        "num_layers": {"int": [1, 10]},
+        "layer": {
+            "units": {"int": [8, 128], "step": 8},
+            "activation": {"choice": ["relu", "tanh", "sigmoid"]},
+            "dropout": {"choice": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+        },
+    },
+    "training": {"optimizer": {"choice": ["rmsprop", "adam", "sgd", "nadam", "adadelta"]}},
+}
+DIVERGES = 5.0  # SGD with this learning rate on unscaled regression input turns the loss into NaN
+
+
+@pytest.fixture(scope="module")
+def second_worker(
+    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A second real worker process on the same queue."""
+    process = start_worker(server_env, "worker-2", tmp_path_factory.mktemp("logs") / "worker-2.log")
+    yield process
+    stop_process(process)
+
+
+def _search(client: TestClient, dataset_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(
+        "/v1/jobs", json={"kind": "search", "dataset_id": dataset_id, "target": "target", "spec": spec}
+    )
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def test_the_guides_full_search_runs_on_two_workers(
+    client: TestClient,
+    worker: subprocess.Popen[bytes],
+    second_worker: subprocess.Popen[bytes],
+    csvs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """Every trial recorded once, trials on both workers, the best model downloadable and predicting."""
+    dataset = upload(client, csvs["breast_cancer"])
+    job = wait_job(client, _search(client, dataset["id"], GUIDE_SEARCH)["id"], timeout=600)
+    assert job["status"] == "succeeded", job
+    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    assert sorted(t["number"] for t in trials) == list(range(10))
+    assert all(t["status"] == "completed" for t in trials)
+    assert {t["worker"] for t in trials} == {"worker-1", "worker-2"}
+    assert all(
+        {"num_layers", "units0", "activation0", "dropout0", "optimizer"} <= set(t["hyperparameters"])
+        for t in trials
+    )
+    assert job["progress"]["trials_done"] == 10
+    best = max(trials, key=lambda t: t["score"])
+    assert job["best"]["trial_id"] == best["id"] and job["best"]["score"] == best["score"]
+    assert job["best"]["score"] >= 0.9
+    series = client.get(f"/v1/jobs/{job['id']}/metrics", params={"trial": best["number"]}).json()
+    assert series and all(row["trial"] == best["number"] for row in series)
+
+    card = client.get(f"/v1/models/{job['best']['model_id']}").json()
+    assert card["trial_id"] == best["id"]
+    path = tmp_path / "best.keras"
+    path.write_bytes(client.get(f"/v1/models/{card['id']}/download").content)
+    model = keras.saving.load_model(path, safe_mode=True)
+    hidden = [layer for layer in model.layers if layer.name.startswith("dense_")]
+    assert len(hidden) == best["hyperparameters"]["num_layers"]
+    assert hidden[0].units == best["hyperparameters"]["units0"]
+    inputs = {f["input"]: np.zeros((2, 1), dtype="float32") for f in card["input_schema"]["inputs"]}
+    assert model.predict(inputs, verbose=0).shape == (2, 1)
+
+
+def _grid_over_learning_rates(rates: list[float], **search: Any) -> dict[str, Any]:
+    return {
+        "preprocessing": {"normalization": "none"},
+        "training": {
+            "optimizer": "sgd",
+            "learning_rate": {"choice": rates},
+            "epochs": 8,
+            "early_stopping": None,
+        },
+        "search": {"algorithm": "grid", "max_trials": len(rates), "max_concurrent_trials": 1, **search},
+    }
+
+
+def test_one_failing_trial_does_not_stop_the_search(
+    client: TestClient, worker: subprocess.Popen[bytes], csvs: dict[str, Path]
+) -> None:
+    """A diverging trial is recorded failed with its error; the others complete and the search succeeds."""
+    dataset = upload(client, csvs["diabetes"])
+    job = wait_job(
+        client, _search(client, dataset["id"], _grid_over_learning_rates([DIVERGES, 1e-6, 1e-5]))["id"]
+    )
+    assert job["status"] == "succeeded", job
+    trials = {
+        t["hyperparameters"]["learning_rate"]: t for t in client.get(f"/v1/jobs/{job['id']}/trials").json()
+    }
+    assert trials[DIVERGES]["status"] == "failed" and "NaN" in trials[DIVERGES]["error"]
+    assert trials[1e-6]["status"] == trials[1e-5]["status"] == "completed"
+
+
+def test_three_failures_in_a_row_fail_the_search(
+    client: TestClient, worker: subprocess.Popen[bytes], csvs: dict[str, Path]
+) -> None:
+    """max_consecutive_failures (default 3) consecutive failed trials fail the search with the cause."""
+    dataset = upload(client, csvs["diabetes"])
+    spec = _grid_over_learning_rates([DIVERGES, DIVERGES + 1, DIVERGES + 2, 1e-5])
+    job = wait_job(client, _search(client, dataset["id"], spec)["id"])
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "search_failed"
+    assert "consecutive" in job["error"]["message"] and "NaN" in job["error"]["message"]
+    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    assert [t["status"] for t in trials] == ["failed"] * 3
+
+
+def test_cancelling_a_search_stops_it_within_seconds(
+    client: TestClient, worker: subprocess.Popen[bytes], csvs: dict[str, Path]
+) -> None:
+    """Cancel during a search: cancelled within 5 s, and no trial starts after the cancel."""
+    dataset = upload(client, csvs["breast_cancer"])
+    spec = {
+        "training": {
+            "epochs": 5000,
+            "early_stopping": None,
+            "batch_size": 8,
+            "optimizer": {"choice": ["adam", "rmsprop", "sgd"]},
+        },
+        "search": {"max_trials": 6, "max_concurrent_trials": 2},
+    }
+    job = _search(client, dataset["id"], spec)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+        if any(t["status"] == "running" for t in trials):
+            break
+        time.sleep(0.2)
+    cancelled_at = time.monotonic()
+    response = client.post(f"/v1/jobs/{job['id']}/cancel")
+    asked = datetime.fromisoformat(client.get(f"/v1/jobs/{job['id']}/events").json()[-1]["at"])
+    assert response.status_code == 202
+    done = wait_job(client, job["id"], timeout=5)
+    assert done["status"] == "cancelled"
+    assert time.monotonic() - cancelled_at <= 5
+    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    assert all(t["status"] == "stopped" for t in trials)
+    started_after = [t for t in trials if t["worker"] and datetime.fromisoformat(t["started_at"]) > asked]
+    assert started_after == []
