@@ -8,12 +8,13 @@ from typing import Any
 import keras
 import keras_tuner as kt
 import numpy as np
+import pytest
 
 from models.search_space import extract_space
 from models.spec import resolve_spec, stored_spec
 from models.status import JobKind
 from models.tabular import parse_csv
-from worker.training.search import driver
+from worker.training.search import SearchExhausted, driver
 
 GUIDE_SEARCH: dict[str, Any] = {
     "search": {
@@ -77,3 +78,39 @@ def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_pat
             step.finish(trial["oracle_trial_id"], score=0.5, failed_message=None)
             state = step.snapshot()
     assert proposed == expected
+
+
+@pytest.mark.parametrize("algorithm", ["bayesian", "hyperband", "grid"])
+def test_every_oracle_resumes_from_saved_state_at_each_step(algorithm: str) -> None:
+    """Bayesian, Hyperband and grid oracles survive a rebuild from JSON between every trial."""
+    raw = {
+        "training": {
+            "epochs": 9,
+            "optimizer": {"choice": ["adam", "sgd"]},
+            "learning_rate": {"choice": [0.001, 0.01, 0.1]},
+        },
+        "search": {"algorithm": algorithm, "max_trials": 6},
+    }
+    columns = parse_csv(b"a,b,y\n1,2,0\n2,1,1\n3,3,0\n").columns
+    spec = resolve_spec(raw, kind=JobKind.SEARCH, target="y", columns=columns)
+    space = extract_space(stored_spec(raw, spec, kind=JobKind.SEARCH))
+    assert spec.search is not None
+    proposed, state = [], None
+    for number in range(6):
+        with driver(spec.search, space, state, seed=3, max_epochs=9) as step:
+            try:
+                trial = step.propose(number)
+            except SearchExhausted:
+                break
+            proposed.append(trial["values"])
+            step.finish(trial["oracle_trial_id"], score=0.5 + 0.01 * number, failed_message=None)
+            state = step.snapshot()
+    assert len(proposed) >= 3
+    assert all(
+        v["optimizer"] in {"adam", "sgd"} and v["learning_rate"] in {0.001, 0.01, 0.1} for v in proposed
+    )
+    if algorithm == "grid":
+        pairs = [(v["optimizer"], v["learning_rate"]) for v in proposed]
+        assert len(set(pairs)) == len(pairs) == 6, "a grid never repeats a point"
+    if algorithm == "hyperband":
+        assert all(1 <= v["tuner/epochs"] <= 9 for v in proposed)

@@ -1,0 +1,123 @@
+"""The guide's full search on Pima: tuneforge with 1 and 2 workers vs a plain keras-tuner script.
+
+Same space (the request at the end of API.md), 10 trials, up to 50 epochs with early stopping on
+val_loss (patience 10, best weights restored), the guide's split (test_size 0.2, random_state 1).
+Prints trials/min and the best validation accuracy of each, in one run.
+
+    .venv/bin/python bench/search_vs_keras_tuner.py [--csv PATH] [--trials 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cluster import cluster
+
+PIMA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pima-indians-diabetes.csv"
+OPTIMIZERS = ["rmsprop", "adam", "sgd", "nadam", "adadelta"]
+
+
+def guide_search(trials: int, concurrent: int) -> dict[str, Any]:
+    """The request at the end of API.md, with the benchmark's epoch budget and split."""
+    return {
+        "split": {"validation_fraction": 0.2, "seed": 1, "stratify": False},
+        "training": {"epochs": 50, "optimizer": {"choice": OPTIMIZERS}},
+        "search": {
+            "max_trials": trials,
+            "max_concurrent_trials": concurrent,
+            "num_layers": {"int": [1, 10]},
+            "layer": {
+                "units": {"int": [8, 128], "step": 8},
+                "activation": {"choice": ["relu", "tanh", "sigmoid"]},
+                "dropout": {"choice": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+            },
+        },
+    }
+
+
+def through_service(csv: Path, *, workers: int, trials: int) -> tuple[float, float, float]:
+    """(seconds, trials/min, best val accuracy) of the search run by tuneforge."""
+    with cluster(workers=workers) as client:
+        dataset = client.post("/v1/datasets", files={"file": (csv.name, csv.read_bytes())}).json()
+        body = {
+            "kind": "search",
+            "dataset_id": dataset["id"],
+            "target": "Outcome",
+            "spec": guide_search(trials, concurrent=workers),
+        }
+        started = time.monotonic()
+        job = client.post("/v1/jobs", json=body).json()
+        while (job := client.get(f"/v1/jobs/{job['id']}").json())["status"] not in {
+            "succeeded",
+            "failed",
+            "cancelled",
+        }:
+            time.sleep(0.5)
+        seconds = time.monotonic() - started
+        assert job["status"] == "succeeded", job
+        return seconds, trials / seconds * 60, job["best"]["metrics"]["val_accuracy"]
+
+
+def plain_keras_tuner(csv: Path, *, trials: int) -> tuple[float, float, float]:
+    """(seconds, trials/min, best val accuracy) of the guide's own keras-tuner script."""
+    import keras
+    import keras_tuner as kt
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.read_csv(csv)
+    x, y = frame.drop(columns="Outcome").to_numpy("float32"), frame["Outcome"].to_numpy()
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.2, random_state=1)
+    scaler = StandardScaler().fit(x_train)
+    x_train, x_val = scaler.transform(x_train), scaler.transform(x_val)
+
+    def build(hp: kt.HyperParameters) -> keras.Model:
+        model = keras.Sequential([keras.Input(shape=(x.shape[1],))])
+        for i in range(hp.Int("num_layers", 1, 10)):
+            model.add(
+                keras.layers.Dense(
+                    hp.Int(f"units{i}", 8, 128, step=8),
+                    activation=hp.Choice(f"activation{i}", ["relu", "tanh", "sigmoid"]),
+                )
+            )
+            model.add(keras.layers.Dropout(hp.Choice(f"dropout{i}", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])))
+        model.add(keras.layers.Dense(1, activation="sigmoid"))
+        model.compile(
+            optimizer=hp.Choice("optimizer", OPTIMIZERS), loss="binary_crossentropy", metrics=["accuracy"]
+        )
+        return model
+
+    with tempfile.TemporaryDirectory() as folder:
+        tuner = kt.RandomSearch(build, objective="val_accuracy", max_trials=trials, seed=1, directory=folder)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+        started = time.monotonic()
+        tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=50, callbacks=[stop], verbose=0)
+        seconds = time.monotonic() - started
+        best = tuner.oracle.get_best_trials(1)[0].score
+    return seconds, trials / seconds * 60, float(best)
+
+
+def main() -> None:
+    """Run the three searches and print the table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--csv", type=Path, default=PIMA)
+    parser.add_argument("--trials", type=int, default=10)
+    args = parser.parse_args()
+    rows = {
+        "plain keras-tuner (1 process)": plain_keras_tuner(args.csv, trials=args.trials),
+        "tuneforge, 1 worker": through_service(args.csv, workers=1, trials=args.trials),
+        "tuneforge, 2 workers": through_service(args.csv, workers=2, trials=args.trials),
+    }
+    print(f"\nguide's full search on {args.csv.name}: {args.trials} trials, <= 50 epochs, early stopping")
+    print(f"{'runner':<32} {'seconds':>8} {'trials/min':>11} {'best val acc':>13}")
+    for name, (seconds, rate, best) in rows.items():
+        print(f"{name:<32} {seconds:8.1f} {rate:11.1f} {best:13.3f}")
+
+
+if __name__ == "__main__":
+    main()
