@@ -18,14 +18,13 @@ from typing import Any
 from cluster import cluster
 
 PIMA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pima-indians-diabetes.csv"
-OPTIMIZERS = ["rmsprop", "adam", "sgd", "nadam", "adadelta"]
 
 
 def guide_search(trials: int, concurrent: int) -> dict[str, Any]:
     """The request at the end of API.md, with the benchmark's epoch budget and split."""
     return {
         "split": {"validation_fraction": 0.2, "seed": 1, "stratify": False},
-        "training": {"epochs": 50, "optimizer": {"choice": OPTIMIZERS}},
+        "training": {"epochs": 50, "optimizer": {"choice": ["rmsprop", "adam", "sgd", "nadam", "adadelta"]}},
         "search": {
             "max_trials": trials,
             "max_concurrent_trials": concurrent,
@@ -70,30 +69,18 @@ def plain_keras_tuner(csv: Path, *, trials: int) -> tuple[float, float, float]:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
+    from worker.training.reference import guide_build
+
     frame = pd.read_csv(csv)
     x, y = frame.drop(columns="Outcome").to_numpy("float32"), frame["Outcome"].to_numpy()
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.2, random_state=1)
     scaler = StandardScaler().fit(x_train)
     x_train, x_val = scaler.transform(x_train), scaler.transform(x_val)
 
-    def build(hp: kt.HyperParameters) -> keras.Model:
-        model = keras.Sequential([keras.Input(shape=(x.shape[1],))])
-        for i in range(hp.Int("num_layers", 1, 10)):
-            model.add(
-                keras.layers.Dense(
-                    hp.Int(f"units{i}", 8, 128, step=8),
-                    activation=hp.Choice(f"activation{i}", ["relu", "tanh", "sigmoid"]),
-                )
-            )
-            model.add(keras.layers.Dropout(hp.Choice(f"dropout{i}", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])))
-        model.add(keras.layers.Dense(1, activation="sigmoid"))
-        model.compile(
-            optimizer=hp.Choice("optimizer", OPTIMIZERS), loss="binary_crossentropy", metrics=["accuracy"]
-        )
-        return model
-
     with tempfile.TemporaryDirectory() as folder:
-        tuner = kt.RandomSearch(build, objective="val_accuracy", max_trials=trials, seed=1, directory=folder)
+        tuner = kt.RandomSearch(
+            guide_build(x.shape[1]), objective="val_accuracy", max_trials=trials, seed=1, directory=folder
+        )
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
         started = time.monotonic()
         tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=50, callbacks=[stop], verbose=0)

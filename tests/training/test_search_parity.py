@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from models.search_space import extract_space
 from models.spec import resolve_spec, stored_spec
 from models.status import JobKind
 from models.tabular import parse_csv
+from worker.training.reference import guide_build
 from worker.training.search import SearchExhausted, driver
 
 GUIDE_SEARCH: dict[str, Any] = {
@@ -30,32 +30,12 @@ GUIDE_SEARCH: dict[str, Any] = {
 }
 
 
-def _guide_build(hp: kt.HyperParameters) -> keras.Model:
-    """The guide's keras-tuner build function."""
-    model = keras.Sequential([keras.Input(shape=(4,))])
-    for i in range(hp.Int("num_layers", 1, 10)):
-        model.add(
-            keras.layers.Dense(
-                hp.Int(f"units{i}", 8, 128, step=8),
-                activation=hp.Choice(f"activation{i}", ["relu", "tanh", "sigmoid"]),
-            )
-        )
-        model.add(keras.layers.Dropout(hp.Choice(f"dropout{i}", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])))
-    model.add(keras.layers.Dense(1, activation="sigmoid"))
-    model.compile(
-        optimizer=hp.Choice("optimizer", ["rmsprop", "adam", "sgd", "nadam", "adadelta"]),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
 def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_path: Path) -> None:
     """Same space, same seed, one trial at a time: the same hyperparameters in the same order."""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 4)), rng.integers(0, 2, 64)
     tuner = kt.RandomSearch(
-        _guide_build,
+        guide_build(4),
         objective="val_accuracy",
         max_trials=10,
         seed=7,
