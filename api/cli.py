@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import sys
@@ -115,8 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLIENT_COMMANDS = {"datasets", "jobs", "models"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``tuneforge`` command."""
+    """Entry point of the ``tuneforge`` command; client commands go to tuneforge-client's CLI."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in CLIENT_COMMANDS:
+        # Client commands belong to tuneforge-client; hand over without importing it.
+        if importlib.util.find_spec("tuneforge_client") is None:
+            print("tuneforge: client commands need tuneforge-client (pip install ./sdk)", file=sys.stderr)
+            return 1
+        os.execv(sys.executable, [sys.executable, "-m", "tuneforge_client.cli", *argv])
     args = build_parser().parse_args(argv)
     result: int = args.run(args, Settings())
     return result

@@ -165,3 +165,20 @@ def test_cancelling_a_search_stops_it_within_seconds(
     assert all(t["status"] == "stopped" for t in trials)
     started_after = [t for t in trials if t["worker"] and datetime.fromisoformat(t["started_at"]) > asked]
     assert started_after == []
+
+
+def test_a_target_score_stops_the_search_early(
+    client: TestClient, worker: subprocess.Popen[bytes], csvs: dict[str, Path]
+) -> None:
+    """search.target_score: once a trial reaches it, no further trial starts and the search succeeds."""
+    dataset = upload(client, csvs["breast_cancer"])
+    spec = {
+        "training": {"epochs": 20, "optimizer": {"choice": ["adam", "rmsprop", "nadam"]}},
+        "search": {"max_trials": 6, "max_concurrent_trials": 1, "target_score": 0.9},
+    }
+    job = wait_job(client, _search(client, dataset["id"], spec)["id"])
+    assert job["status"] == "succeeded", job
+    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    assert len(trials) < 6 and trials[-1]["score"] >= 0.9
+    events = client.get(f"/v1/jobs/{job['id']}/events").json()
+    assert "target val_accuracy 0.9 reached" in events[-1]["reason"]

@@ -1,0 +1,45 @@
+"""tuneforge-client: the Python SDK and CLI of tuneforge (httpx + pydantic only)."""
+
+from ._client import AsyncClient, Client
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    JobFailed,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    TuneforgeError,
+    ValidationError,
+)
+from .types import Dataset, EpochMetrics, Event, Job, Model, Trial
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "Dataset",
+    "EpochMetrics",
+    "Event",
+    "InternalServerError",
+    "Job",
+    "JobFailed",
+    "Model",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Trial",
+    "TuneforgeError",
+    "ValidationError",
+]

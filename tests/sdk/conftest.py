@@ -1,0 +1,76 @@
+"""A real tuneforge API served over HTTP (uvicorn in a thread) for the SDK to talk to."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from api.embedded import create_key
+from api.main import create_app
+from models.settings import Settings
+from tests.integration.conftest import settings_from
+
+
+def _wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@pytest.fixture(scope="session")
+def live_settings(server_env: dict[str, str]) -> Settings:
+    """Settings whose queue no worker consumes: jobs stay queued, which these tests want."""
+    return settings_from(server_env, queue=f"{server_env['TUNEFORGE_QUEUE']}-sdk")
+
+
+@pytest.fixture(scope="session")
+def base_url(live_settings: Settings, redis_url: str) -> Iterator[str]:
+    """The API on a free port, served by uvicorn until the session ends."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(live_settings), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    _wait_healthy(url)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+    redis.Redis.from_url(redis_url).delete(live_settings.queue)
+
+
+@pytest.fixture
+def api_key(live_settings: Settings) -> str:
+    """A key of a brand-new tenant."""
+    return create_key(live_settings, f"sdk-{secrets.token_hex(6)}")
+
+
+@pytest.fixture(scope="session")
+def working_base_url(server_env: dict[str, str]) -> Iterator[str]:
+    """The API publishing to the queue the session's real worker consumes."""
+    settings = settings_from(server_env)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    _wait_healthy(url)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
