@@ -40,6 +40,7 @@ def test_sdk_example_runs_a_search_end_to_end(
     working_base_url: str,
     api_key: str,
     worker: subprocess.Popen[bytes],
+    predictor: subprocess.Popen[bytes],
     csvs: dict[str, Path],
     mode: str,
 ) -> None:
