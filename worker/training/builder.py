@@ -87,7 +87,13 @@ def _numeric_block(inputs: dict[str, Any], fields: list[dict[str, Any]], normali
     return x
 
 
-def build_model(schema: list[dict[str, Any]], spec: JobSpec, *, n_classes: int) -> keras.Model:
+def build_model(
+    schema: list[dict[str, Any]],
+    spec: JobSpec,
+    *,
+    n_classes: int,
+    target_scale: tuple[float, float] = (0.0, 1.0),
+) -> keras.Model:
     """Inputs (one per column) -> preprocessing -> hidden layers -> task's output layer."""
     inputs = {
         f["input"]: keras.Input(
@@ -128,7 +134,9 @@ def build_model(schema: list[dict[str, Any]], spec: JobSpec, *, n_classes: int) 
     elif spec.task == "multiclass":
         out = layers.Dense(n_classes, activation="softmax", name="output")(x)
     else:
-        out = layers.Dense(1, name="output")(x)
+        # The linear unit learns a standardized target; the saved model answers in the target's units.
+        mean, std = target_scale
+        out = layers.Rescaling(scale=std, offset=mean, name="target_scale")(layers.Dense(1, name="output")(x))
     return keras.Model(inputs, out, name="tuneforge")
 
 

@@ -75,7 +75,12 @@ def run_training(
     schema = fit_preprocessing(data.x_train, data.features, spec)
     x_train = to_tensors(frame_to_inputs(data.x_train, schema))
     x_val = to_tensors(frame_to_inputs(data.x_val, schema))
-    model = build_model(schema, spec, n_classes=len(data.classes))
+    scale = (
+        (float(data.y_train.mean()), float(data.y_train.std()) or 1.0)
+        if spec.task == "regression"
+        else (0.0, 1.0)
+    )
+    model = build_model(schema, spec, n_classes=len(data.classes), target_scale=scale)
     compile_model(model, spec)
     watcher = EpochReporter(reporter, make_probe(model, x_train, data.y_train))
     callbacks: list[keras.callbacks.Callback] = [watcher]
