@@ -13,6 +13,19 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+# The reference article's full search: the request at the end of API.md.
+GUIDE_SEARCH: dict[str, Any] = {
+    "search": {
+        "max_trials": 10,
+        "num_layers": {"int": [1, 10]},
+        "layer": {
+            "units": {"int": [8, 128], "step": 8},
+            "activation": {"choice": ["relu", "tanh", "sigmoid"]},
+            "dropout": {"choice": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+        },
+    },
+    "training": {"optimizer": {"choice": ["rmsprop", "adam", "sgd", "nadam", "adadelta"]}},
+}
 
 
 class ServiceUnavailable(RuntimeError):

@@ -31,6 +31,28 @@ def _failure(error: Exception) -> TuneforgeError:
     return APIConnectionError(f"could not reach the server: {error}")
 
 
+def _retry_delay(
+    call: Call, attempt: int, max_retries: int, outcome: httpx.Response | httpx.TransportError
+) -> float | None:
+    """Seconds to wait before sending ``call`` again, or None to settle on this outcome."""
+    if attempt >= max_retries:
+        return None
+    if isinstance(outcome, httpx.TransportError):
+        return backoff(attempt, None) if call.may_retry(outcome) else None
+    if outcome.status_code in RETRYABLE_STATUSES and call.may_retry(None):
+        return backoff(attempt, retry_after(outcome))
+    return None
+
+
+def _settle(call: Call, outcome: httpx.Response | httpx.TransportError) -> Any:
+    """The parsed answer, or the exception the outcome means."""
+    if isinstance(outcome, httpx.TransportError):
+        raise _failure(outcome) from outcome
+    if outcome.is_error:
+        raise error_for(outcome)
+    return call.parse(outcome)
+
+
 def _finished(job: Job) -> Job:
     if job.status != "succeeded":
         raise JobFailed(job)
@@ -69,22 +91,19 @@ class Client:
 
     def call(self, call: Call) -> Any:
         """Send ``call``, retrying connection errors, 408, 429 and 5xx with backoff (Retry-After first)."""
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+        attempt = 0
+        while True:
             try:
-                response = self._http.request(call.method, call.path, **call.request_kwargs())
+                outcome: httpx.Response | httpx.TransportError = self._http.request(
+                    call.method, call.path, **call.request_kwargs()
+                )
             except httpx.TransportError as exc:
-                if last or not call.may_retry(exc):
-                    raise _failure(exc) from exc
-                time.sleep(backoff(attempt, None))
-                continue
-            if response.status_code in RETRYABLE_STATUSES and not last and call.may_retry(None):
-                time.sleep(backoff(attempt, retry_after(response)))
-                continue
-            if response.is_error:
-                raise error_for(response)
-            return call.parse(response)
-        raise AssertionError("unreachable")
+                outcome = exc
+            delay = _retry_delay(call, attempt, self.max_retries, outcome)
+            if delay is None:
+                return _settle(call, outcome)
+            time.sleep(delay)
+            attempt += 1
 
     def pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item of a cursor-paginated listing, fetching pages as they are needed."""
@@ -247,22 +266,19 @@ class AsyncClient:
 
     async def call(self, call: Call) -> Any:
         """Send ``call`` with the same retry policy as ``Client.call``."""
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+        attempt = 0
+        while True:
             try:
-                response = await self._http.request(call.method, call.path, **call.request_kwargs())
+                outcome: httpx.Response | httpx.TransportError = await self._http.request(
+                    call.method, call.path, **call.request_kwargs()
+                )
             except httpx.TransportError as exc:
-                if last or not call.may_retry(exc):
-                    raise _failure(exc) from exc
-                await asyncio.sleep(backoff(attempt, None))
-                continue
-            if response.status_code in RETRYABLE_STATUSES and not last and call.may_retry(None):
-                await asyncio.sleep(backoff(attempt, retry_after(response)))
-                continue
-            if response.is_error:
-                raise error_for(response)
-            return call.parse(response)
-        raise AssertionError("unreachable")
+                outcome = exc
+            delay = _retry_delay(call, attempt, self.max_retries, outcome)
+            if delay is None:
+                return _settle(call, outcome)
+            await asyncio.sleep(delay)
+            attempt += 1
 
     async def pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Every item of a cursor-paginated listing."""

@@ -15,22 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import start_worker, stop_process
-from tests.support import upload, wait_job
+from tests.support import GUIDE_SEARCH, upload, wait_job
 
 pytestmark = pytest.mark.integration
 
-GUIDE_SEARCH: dict[str, Any] = {
-    "search": {
-        "max_trials": 10,
-        "num_layers": {"int": [1, 10]},
-        "layer": {
-            "units": {"int": [8, 128], "step": 8},
-            "activation": {"choice": ["relu", "tanh", "sigmoid"]},
-            "dropout": {"choice": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
-        },
-    },
-    "training": {"optimizer": {"choice": ["rmsprop", "adam", "sgd", "nadam", "adadelta"]}},
-}
 DIVERGES = 5.0  # SGD with this learning rate on unscaled regression input turns the loss into NaN
 
 

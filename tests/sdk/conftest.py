@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -36,20 +37,29 @@ def live_settings(server_env: dict[str, str]) -> Settings:
     return settings_from(server_env, queue=f"{server_env['TUNEFORGE_QUEUE']}-sdk")
 
 
-@pytest.fixture(scope="session")
-def base_url(live_settings: Settings, redis_url: str) -> Iterator[str]:
-    """The API on a free port, served by uvicorn until the session ends."""
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The app for ``settings`` served by uvicorn on a free port, for as long as the block runs."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(live_settings), port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     _wait_healthy(url)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def base_url(live_settings: Settings, redis_url: str) -> Iterator[str]:
+    """The API publishing to a queue nobody consumes, served for the session."""
+    with serving(live_settings) as url:
+        yield url
     redis.Redis.from_url(redis_url).delete(live_settings.queue)
 
 
@@ -62,15 +72,5 @@ def api_key(live_settings: Settings) -> str:
 @pytest.fixture(scope="session")
 def working_base_url(server_env: dict[str, str]) -> Iterator[str]:
     """The API publishing to the queue the session's real worker consumes."""
-    settings = settings_from(server_env)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    _wait_healthy(url)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(settings_from(server_env)) as url:
+        yield url

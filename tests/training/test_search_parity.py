@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import keras_tuner as kt
 import numpy as np
@@ -13,21 +12,9 @@ from models.search_space import extract_space
 from models.spec import resolve_spec, stored_spec
 from models.status import JobKind
 from models.tabular import parse_csv
+from tests.support import GUIDE_SEARCH
 from worker.training.reference import guide_build
 from worker.training.search import SearchExhausted, driver
-
-GUIDE_SEARCH: dict[str, Any] = {
-    "search": {
-        "max_trials": 10,
-        "num_layers": {"int": [1, 10]},
-        "layer": {
-            "units": {"int": [8, 128], "step": 8},
-            "activation": {"choice": ["relu", "tanh", "sigmoid"]},
-            "dropout": {"choice": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
-        },
-    },
-    "training": {"optimizer": {"choice": ["rmsprop", "adam", "sgd", "nadam", "adadelta"]}},
-}
 
 
 def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_path: Path) -> None:

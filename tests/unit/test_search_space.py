@@ -11,21 +11,10 @@ from models.search_space import extract_space, materialize
 from models.spec import JobSpec, resolve_spec, stored_spec
 from models.status import JobKind
 from models.tabular import parse_csv
+from tests.support import GUIDE_SEARCH as GUIDE
 
 BINARY = parse_csv(b"x,z,y\n1,2,0\n2,3,1\n3,1,0\n4,0,1\n").columns
 REGRESSION = parse_csv(b"x,y\n1,0.5\n2,1.7\n3,2.2\n4,9.1\n").columns
-GUIDE: dict[str, Any] = {
-    "search": {
-        "max_trials": 10,
-        "num_layers": {"int": [1, 10]},
-        "layer": {
-            "units": {"int": [8, 128], "step": 8},
-            "activation": {"choice": ["relu", "tanh", "sigmoid"]},
-            "dropout": {"choice": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
-        },
-    },
-    "training": {"optimizer": {"choice": ["rmsprop", "adam", "sgd", "nadam", "adadelta"]}},
-}
 
 
 def search(spec: dict[str, Any], columns: list[dict[str, Any]] = BINARY) -> JobSpec:
