@@ -89,8 +89,11 @@ def run_trial(trial_id: str) -> None:
     if not started:
         nudge(rt, job_id)
         return
+    # The lease and the cancel watch start at claim time, before TensorFlow's multi-second import.
+    recorder = TrialRecorder(rt, job_id, trial_id, execution=0)
     try:
-        _run_executions(rt, job_id, trial_id, document, values, csv_path, has_header, target)
+        with recorder.heartbeat():
+            _run_executions(rt, recorder, document, values, csv_path, has_header, target)
     except TrainingFailed as exc:
         diagnostics = exc.details.get("diagnostics")
         _fail(rt, trial_id, f"{exc.code}: {exc}", diagnostics)
@@ -109,8 +112,7 @@ def _fail(rt: Runtime, trial_id: str, message: str, diagnostics: dict[str, Any] 
 
 def _run_executions(
     rt: Runtime,
-    job_id: str,
-    trial_id: str,
+    recorder: TrialRecorder,
     document: dict[str, Any],
     values: dict[str, Any],
     csv_path: Path,
@@ -119,6 +121,8 @@ def _run_executions(
 ) -> None:
     from worker.training.train import run_training
 
+    trial_id = recorder.trial_id
+    assert trial_id is not None
     spec, objective, direction = _trial_spec(document, values)
     executions = _executions(document)
     model_file, card_file = trial_files(rt, trial_id)
@@ -128,17 +132,16 @@ def _run_executions(
         run_spec = spec.model_copy(
             update={"training": spec.training.model_copy(update={"seed": spec.training.seed + execution})}
         )
-        recorder = TrialRecorder(rt, job_id, trial_id, execution=execution)
+        recorder.execution = execution
         path = model_file.with_name(f"{trial_id}.{execution}.keras")
-        with recorder.heartbeat():
-            result = run_training(
-                csv_path=csv_path,
-                has_header=has_header,
-                target=target,
-                spec=run_spec,
-                reporter=recorder,
-                model_path=path,
-            )
+        result = run_training(
+            csv_path=csv_path,
+            has_header=has_header,
+            target=target,
+            spec=run_spec,
+            reporter=recorder,
+            model_path=path,
+        )
         if result.cancelled or recorder.lease_lost:
             path.unlink(missing_ok=True)
             if not recorder.lease_lost:

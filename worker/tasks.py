@@ -78,14 +78,15 @@ def run_job(job_id: str) -> None:
 
 
 def _train(rt: Runtime, job_id: str, recorder: Recorder) -> None:
-    # TensorFlow is imported here, inside the task's (forked child) process, never at import.
-    from worker.training.train import run_training
-
     spec, target, csv_path, has_header = _load(rt, job_id)
     recorder.start_trial(0, hyperparameters={}, epochs=spec.training.epochs)
     model_id = f"mdl_{secrets.token_hex(12)}"
     model_path = rt.settings.data_dir / "models" / f"{model_id}.keras"
+    # The lease is renewed (and a cancel noticed) from here on, through TensorFlow's slow import.
     with recorder.heartbeat():
+        # TensorFlow is imported here, inside the task's (forked child) process, never at import.
+        from worker.training.train import run_training
+
         result = run_training(
             csv_path=csv_path,
             has_header=has_header,
