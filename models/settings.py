@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 2.0
     max_attempts: int = 3
     redispatch_after_s: int = 60
-    worker_max_tasks_per_child: int = 20
+    # Searches run many short tasks; a fresh child re-imports TensorFlow (~3.5 s), so recycle rarely
+    # and clear Keras state per run instead (keras-tuner#395 leaks are bounded by this).
+    worker_max_tasks_per_child: int = 200
 
     # API limits.
     max_upload_bytes: int = 200 * 1024 * 1024

@@ -114,8 +114,6 @@ def _cleanup(rt: Runtime, trials: list[Trial]) -> None:
 
 def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
     """One coordinator step in one transaction; None when another step won the race (retry)."""
-    from worker.training.search import SearchExhausted, driver
-
     with session_scope(rt.sessions) as session:
         jobs, trial_store = JobStore(session), TrialStore(session)
         job = jobs.get_any(job_id)
@@ -133,6 +131,9 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
                 )
                 _cleanup(rt, rows)
             return StepOutcome()
+        # keras-tuner (and TensorFlow) load only past this point: a cancel step stays instant.
+        from worker.training.search import SearchExhausted, driver
+
         spec, space, search = search_parts(job)
         saved = job.search_state or {}
         told: set[int] = set(saved.get("told", []))

@@ -69,6 +69,7 @@ def run_training(
     *, csv_path: Path, has_header: bool, target: str, spec: JobSpec, reporter: Reporter, model_path: Path
 ) -> TrainResult:
     """Train one model as ``spec`` says, reporting each epoch; save it to ``model_path``."""
+    keras.backend.clear_session()  # a long-lived worker child must not accumulate old graphs
     _seed(spec.training.seed)
     frame, columns = load_frame(csv_path, has_header=has_header)
     data = prepare(frame, columns, target=target, spec=spec)
