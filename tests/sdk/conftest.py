@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +21,8 @@ from api.embedded import create_key
 from api.main import create_app
 from models.settings import Settings
 from tests.integration.conftest import settings_from
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait_healthy(url: str) -> None:
@@ -74,3 +79,13 @@ def working_base_url(server_env: dict[str, str]) -> Iterator[str]:
     """The API publishing to the queue the session's real worker consumes."""
     with serving(settings_from(server_env)) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def client_only_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with `pip install ./sdk` and nothing else."""
+    venv = tmp_path_factory.mktemp("client-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT / "sdk")], check=True, timeout=300)
+    return python

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def client_only_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with `pip install ./sdk` and nothing else."""
-    venv = tmp_path_factory.mktemp("client-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT / "sdk")], check=True, timeout=300)
-    return python
 
 
 def test_the_client_installs_without_the_server_stack(client_only_python: Path) -> None:
