@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import redis
 
 from api.embedded import worker_command
-from tests.support import ServiceUnavailable, generate_csvs, wait_for_worker_ready
+from tests.support import generate_csvs, wait_for_worker_ready
 
 ADMIN_PG = os.environ.get("TUNEFORGE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TUNEFORGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -130,6 +129,3 @@ def predictor(
 def csvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """CSV files generated from datasets scikit-learn ships (never ../shared)."""
     return generate_csvs(tmp_path_factory.mktemp("csv"))
-
-
-__all__ = ["ServiceUnavailable", "start_worker", "stop_process", "time"]

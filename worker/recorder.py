@@ -26,13 +26,11 @@ class Recorder:
         self.job_id = job_id
         self.token = token
         self.trial_id: str | None = None
-        self.epochs_total = 0
         self._stop = threading.Event()
         self.lease_lost = False
 
     def start_trial(self, number: int, *, hyperparameters: dict[str, Any], epochs: int) -> str:
         """Open the trial row and reset progress."""
-        self.epochs_total = epochs
         with session_scope(self.rt.sessions) as session:
             trial = TrialStore(session).start(
                 self.job_id, number, hyperparameters=hyperparameters, worker=self.rt.worker_name

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from models.settings import Settings
-from tests.integration.conftest import settings_from, tenant_client
+from tests.integration.conftest import settings_from
 from tests.support import submit, upload, wait_job
 
 pytestmark = pytest.mark.integration
@@ -134,6 +134,3 @@ def test_readyz_reports_an_unreachable_broker(settings: Settings, server_env: di
     with TestClient(create_app(broken)) as app:
         response = app.get("/readyz")
     assert response.status_code == 503 and "broker" in response.json()["detail"]
-
-
-__all__ = ["tenant_client"]
