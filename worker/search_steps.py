@@ -32,9 +32,9 @@ class StepOutcome:
     dispatch: list[str] = field(default_factory=list)
 
 
-def search_parts(job: Job) -> tuple[JobSpec, SearchSpace, SearchSpec]:
-    """The stored spec of a search job as (spec with defaults, space, resolved search options)."""
-    space = extract_space(job.spec)
+def search_parts(document: dict[str, Any]) -> tuple[JobSpec, SearchSpace, SearchSpec]:
+    """A search job's stored spec as (spec with defaults, space, resolved search options)."""
+    space = extract_space(document)
     spec = JobSpec.model_validate(space.base)
     assert spec.search is not None
     return spec, space, spec.search
@@ -134,7 +134,7 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
         # keras-tuner (and TensorFlow) load only past this point: a cancel step stays instant.
         from worker.training.search import SearchExhausted, driver
 
-        spec, space, search = search_parts(job)
+        spec, space, search = search_parts(job.spec)
         saved = job.search_state or {}
         told: set[int] = set(saved.get("told", []))
         oracle_ids: dict[str, str] = dict(saved.get("oracle_ids", {}))

@@ -12,14 +12,14 @@ import structlog
 
 from models.db import session_scope
 from models.search_space import materialize
-from models.spec import JobSpec
+from models.spec import JobSpec, SearchSpec
 from models.status import JobStatus, TrialStatus
 from models.store import DatasetStore, JobStore, TrialStore
 from worker.app import app
 from worker.protocol import RUN_TRIAL, SEARCH_STEP
 from worker.recorder import TrialRecorder
 from worker.runtime import Runtime, runtime
-from worker.search_steps import score_of, step_once, trial_files
+from worker.search_steps import score_of, search_parts, step_once, trial_files
 from worker.training.reporting import TrainingFailed
 
 log = structlog.get_logger(__name__)
@@ -48,20 +48,13 @@ def search_step(job_id: str) -> None:
     advance(runtime(), job_id)
 
 
-def _trial_spec(job_spec: dict[str, Any], values: dict[str, Any]) -> tuple[JobSpec, str, str]:
-    from models.search_space import extract_space
-
-    space = extract_space(job_spec)
-    base = JobSpec.model_validate(space.base)
-    assert base.search is not None
+def _trial_spec(document: dict[str, Any], values: dict[str, Any]) -> tuple[JobSpec, SearchSpec]:
+    """The concrete spec of one trial, and the search options it is scored by."""
+    _, space, search = search_parts(document)
     concrete = materialize(space, values)
     if "tuner/epochs" in values:  # Hyperband decides each trial's budget
         concrete.setdefault("training", {})["epochs"] = int(values["tuner/epochs"])
-    return (
-        JobSpec.model_validate(concrete),
-        base.search.objective or "val_loss",
-        base.search.direction or "max",
-    )
+    return JobSpec.model_validate(concrete), search
 
 
 @app.task(name=RUN_TRIAL, acks_late=True)
@@ -123,11 +116,11 @@ def _run_executions(
 
     trial_id = recorder.trial_id
     assert trial_id is not None
-    spec, objective, direction = _trial_spec(document, values)
-    executions = _executions(document)
+    spec, search = _trial_spec(document, values)
+    objective, direction = search.objective or "val_loss", search.direction or "max"
     model_file, card_file = trial_files(rt, trial_id)
     results, scores = [], []
-    for execution in range(executions):
+    for execution in range(search.executions_per_trial):
         # Executions differ only by their seed, as keras-tuner's repeated fits differ by initialization.
         run_spec = spec.model_copy(
             update={"training": spec.training.model_copy(update={"seed": spec.training.seed + execution})}
@@ -187,8 +180,3 @@ def _run_executions(
             diagnostics=best.diagnostics,
             model_key=str(model_file),
         )
-
-
-def _executions(document: dict[str, Any]) -> int:
-    search = document.get("search") or {}
-    return int(search.get("executions_per_trial", 1))
