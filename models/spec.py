@@ -103,6 +103,8 @@ class TrainingSpec(_Strict):
     epochs: int = Field(100, ge=1, le=10_000)
     batch_size: int = Field(32, ge=1, le=1 << 16)
     seed: int = 1
+    # auto: the compiled JAX loop where it can run the spec, else model.fit; reference: always model.fit.
+    engine: Literal["auto", "fast", "reference"] = "auto"
     early_stopping: EarlyStoppingSpec | None = Field(default_factory=EarlyStoppingSpec)
 
 
@@ -115,6 +117,9 @@ class SearchSpec(_Strict):
     max_trials: int = Field(10, ge=1)
     executions_per_trial: int = Field(1, ge=1, le=10)
     max_concurrent_trials: int = Field(2, ge=1, le=64)
+    # Trials one worker task trains together as one vectorized program (None: by algorithm, see
+    # worker.coordinator.population_size); max_concurrent_trials such tasks run at once.
+    population_size: int | None = Field(None, ge=1, le=256)
     max_consecutive_failures: int = Field(3, ge=1, le=100)
     max_wallclock_s: float | None = Field(None, gt=0)
     target_score: float | None = None  # stop once the objective reaches it (direction-aware)

@@ -253,6 +253,16 @@ class JobStore:
                 return None
         return None
 
+    def note(self, job_id: str, *, reason: str) -> None:
+        """Add an event that changes no status (which engine ran, how trials were grouped)."""
+        current = self.session.scalar(select(Job.status).where(Job.id == job_id))
+        if current is None:
+            raise NotFound("job_not_found", f"job '{job_id}' does not exist")
+        self.session.add(
+            JobEvent(job_id=job_id, at=utcnow(), from_status=current, to_status=current, reason=reason)
+        )
+        self.session.flush()
+
     def claim(self, job_id: str, token: str, *, worker: str) -> bool:
         """Take a queued job for this worker with a lease; False if someone else has it."""
         now = utcnow()
@@ -414,25 +424,25 @@ class TrialStore:
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
-    def record_epoch(
+    def record_epochs(
         self,
         trial_id: str,
-        epoch: int,
-        values: dict[str, Any],
-        grad_norms: dict[str, Any],
+        epochs: list[tuple[int, dict[str, Any], dict[str, Any]]],
         *,
         execution: int = 0,
     ) -> None:
-        """Store one epoch's metrics."""
-        self.session.add(
+        """Store epochs' metrics and gradient norms: (epoch, values, grad_norms) each, in one flush."""
+        now = utcnow()
+        self.session.add_all(
             EpochMetric(
                 trial_id=trial_id,
                 execution=execution,
                 epoch=epoch,
                 values=json_safe(values),
                 grad_norms=json_safe(grad_norms),
-                at=utcnow(),
+                at=now,
             )
+            for epoch, values, grad_norms in epochs
         )
         self.session.flush()
 
@@ -446,12 +456,14 @@ class TrialStore:
         diagnostics: dict[str, Any] | None = None,
         error: str | None = None,
         model_key: str | None = None,
-    ) -> None:
-        """Close a trial with its outcome."""
-        self.session.execute(
-            update(Trial)
-            .where(Trial.id == trial_id)
-            .values(
+        only_running: bool = False,
+    ) -> bool:
+        """Close a trial with its outcome (with ``only_running``, only if nobody closed it meanwhile)."""
+        stmt = update(Trial).where(Trial.id == trial_id)
+        if only_running:
+            stmt = stmt.where(Trial.status == TrialStatus.RUNNING)
+        result = self.session.execute(
+            stmt.values(
                 status=status,
                 score=json_safe(score),
                 metrics=json_safe(metrics),
@@ -461,6 +473,7 @@ class TrialStore:
                 finished_at=utcnow(),
             )
         )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def for_job(self, job_id: str) -> Sequence[Trial]:
         """A job's trials in order."""

@@ -7,6 +7,7 @@ REAP_JOBS = "tuneforge.reap_jobs"
 PREDICT = "tuneforge.predict"
 SEARCH_STEP = "tuneforge.search_step"
 RUN_TRIAL = "tuneforge.run_trial"
+RUN_POPULATION = "tuneforge.run_population"
 
 
 def run_job_args(job_id: str) -> list[str]:

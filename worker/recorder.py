@@ -43,19 +43,27 @@ class Recorder:
 
     def on_epoch(self, epoch: int, values: dict[str, float], grad_norms: dict[str, float]) -> None:
         """Store one epoch and the job's progress, and renew the lease, in one transaction."""
+        self.on_epochs([(epoch, values, grad_norms)])
+
+    def on_epochs(self, epochs: list[tuple[int, dict[str, float], dict[str, float]]]) -> None:
+        """Store a batch of epochs, the job's progress and renew the lease, in one transaction."""
         assert self.trial_id is not None
         with session_scope(self.rt.sessions) as session:
-            TrialStore(session).record_epoch(
-                self.trial_id, epoch, values, grad_norms, execution=self.execution
-            )
-            self._progress(session, epoch)
-            self._observe(self._renew(session))
+            TrialStore(session).record_epochs(self.trial_id, epochs, execution=self.execution)
+            self._progress(session, epochs[-1][0])
+            status = self._renew(session)
+        # Observed after commit: reacting may write the same rows from another session.
+        self._observe(status)
 
     def _progress(self, session: Session, epoch: int) -> None:
         JobStore(session).set_progress(self.job_id, epoch=epoch)
 
     def _renew(self, session: Session) -> JobStatus | None:
         return JobStore(session).heartbeat(self.job_id, self.token)
+
+    def share_watch(self, primary: Recorder) -> None:
+        """Stop when ``primary`` stops (executions of one trial share its lease and cancel watch)."""
+        self._stop = primary._stop
 
     def should_stop(self) -> bool:
         """True once the job is being cancelled or this worker lost its lease."""
@@ -72,7 +80,8 @@ class Recorder:
         while not self._stop.wait(interval):
             try:
                 with session_scope(self.rt.sessions) as session:
-                    self._observe(self._renew(session))
+                    status = self._renew(session)
+                self._observe(status)
             except Exception:  # a failed beat is retried next interval; the lease has slack
                 log.warning("heartbeat_failed", job_id=self.job_id, exc_info=True)
 
@@ -103,6 +112,26 @@ class TrialRecorder(Recorder):
 
     def _progress(self, session: Session, epoch: int) -> None:
         pass  # a search's progress counts trials, not epochs
+
+    def _observe(self, status: JobStatus | None) -> None:
+        super()._observe(status)
+        if status == JobStatus.CANCELLING and self.execution == 0 and not self._released:
+            # A compiled chunk cannot be interrupted: release the trial now so the cancel lands within
+            # seconds; the fenced writes of the still-running chunk then change nothing.
+            self._released = True
+            with session_scope(self.rt.sessions) as session:
+                assert self.trial_id is not None
+                TrialStore(session).finish(
+                    self.trial_id, status=TrialStatus.STOPPED, error="cancelled", only_running=True
+                )
+            # The step runs here, not as a task: this worker's only process may be the one training.
+            from worker.coordinator import step_once
+
+            for _ in range(5):
+                if step_once(self.rt, self.job_id) is not None:
+                    break
+
+    _released = False
 
     def _renew(self, session: Session) -> JobStatus | None:
         assert self.trial_id is not None

@@ -32,6 +32,9 @@ def runtime() -> Runtime:
     global _current
     if _current is None or _current.pid != os.getpid():
         settings = Settings()
+        # The fast engine's compiled programs persist across processes and restarts (read at jax import).
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(settings.data_dir / "jax-cache"))
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
         engine = make_engine(settings.resolved_database_url())
         name = os.environ.get("TUNEFORGE_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
         _current = Runtime(settings, engine, make_sessionmaker(engine), os.getpid(), name)

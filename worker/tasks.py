@@ -22,8 +22,8 @@ from worker.finish import finish_cancelled, finish_failed, finish_succeeded
 from worker.protocol import REAP_JOBS, RUN_JOB, run_job_args
 from worker.recorder import Recorder
 from worker.runtime import Runtime, runtime
-from worker.search_tasks import advance, nudge, run_trial
 from worker.training.reporting import TrainingFailed
+from worker.trial_tasks import advance, nudge, run_trial
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +78,13 @@ def run_job(job_id: str) -> None:
 
 
 def _train(rt: Runtime, job_id: str, recorder: Recorder) -> None:
+    from worker.training.engines import choose_engine
+
     spec, target, csv_path, has_header = _load(rt, job_id)
     recorder.start_trial(0, hyperparameters={}, epochs=spec.training.epochs)
+    choice = choose_engine(spec)
+    with session_scope(rt.sessions) as session:
+        JobStore(session).note(job_id, reason=f"training on the {choice.engine} engine: {choice.reason}")
     model_id = f"mdl_{secrets.token_hex(12)}"
     model_path = rt.settings.data_dir / "models" / f"{model_id}.keras"
     # The lease is renewed (and a cancel noticed) from here on, through TensorFlow's slow import.

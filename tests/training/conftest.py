@@ -25,6 +25,9 @@ class Collector:
     def on_epoch(self, epoch: int, values: dict[str, float], grad_norms: dict[str, float]) -> None:
         self.epochs.append((epoch, values, grad_norms))
 
+    def on_epochs(self, epochs: list[tuple[int, dict[str, float], dict[str, float]]]) -> None:
+        self.epochs.extend(epochs)
+
     def should_stop(self) -> bool:
         return False
 

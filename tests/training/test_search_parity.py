@@ -13,8 +13,8 @@ from models.spec import resolve_spec, stored_spec
 from models.status import JobKind
 from models.tabular import parse_csv
 from tests.support import GUIDE_SEARCH
+from worker.training.oracle import SearchExhausted, driver
 from worker.training.reference import guide_build
-from worker.training.search import SearchExhausted, driver
 
 
 def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_path: Path) -> None:

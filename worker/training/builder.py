@@ -87,20 +87,17 @@ def _numeric_block(inputs: dict[str, Any], fields: list[dict[str, Any]], normali
     return x
 
 
-def build_model(
-    schema: list[dict[str, Any]],
-    spec: JobSpec,
-    *,
-    n_classes: int,
-    target_scale: tuple[float, float] = (0.0, 1.0),
-) -> keras.Model:
-    """Inputs (one per column) -> preprocessing -> hidden layers -> task's output layer."""
-    inputs = {
+def _inputs(schema: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         f["input"]: keras.Input(
             shape=(1,), name=f["input"], dtype="float32" if f["dtype"] == "numeric" else "string"
         )
         for f in schema
     }
+
+
+def _features(inputs: dict[str, Any], schema: list[dict[str, Any]], spec: JobSpec) -> Any:
+    """Raw inputs -> the matrix the first Dense layer sees (imputed, scaled, one-hot encoded)."""
     parts = []
     numeric = [f for f in schema if f["dtype"] == "numeric"]
     if numeric:
@@ -110,7 +107,25 @@ def build_model(
             vocabulary=field["vocabulary"] or ["?"], output_mode="one_hot", name=f"onehot_{field['input']}"
         )
         parts.append(lookup(inputs[field["input"]]))
-    x = layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
+    return layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
+
+
+def build_preprocessor(schema: list[dict[str, Any]], spec: JobSpec) -> keras.Model:
+    """The saved model's preprocessing alone: the fast engine trains on its output."""
+    inputs = _inputs(schema)
+    return keras.Model(inputs, _features(inputs, schema, spec), name="preprocessing")
+
+
+def build_model(
+    schema: list[dict[str, Any]],
+    spec: JobSpec,
+    *,
+    n_classes: int,
+    target_scale: tuple[float, float] = (0.0, 1.0),
+) -> keras.Model:
+    """Inputs (one per column) -> preprocessing -> hidden layers -> task's output layer."""
+    inputs = _inputs(schema)
+    x = _features(inputs, schema, spec)
     model_spec = spec.model
     regularizer = (
         keras.regularizers.L1L2(l1=model_spec.l1, l2=model_spec.l2)

@@ -11,6 +11,9 @@ class Reporter(Protocol):
     def on_epoch(self, epoch: int, values: dict[str, float], grad_norms: dict[str, float]) -> None:
         """Record one finished epoch (1-based)."""
 
+    def on_epochs(self, epochs: list[tuple[int, dict[str, float], dict[str, float]]]) -> None:
+        """Record several finished epochs at once (the fast engine reports a compiled chunk)."""
+
     def should_stop(self) -> bool:
         """True when the job was cancelled or its lease lost: stop at the next step."""
 

@@ -1,7 +1,12 @@
-"""One training run: data -> preprocessing -> model -> fit -> metrics -> saved file."""
+"""Training runs: data -> preprocessing -> model -> fit (fast or reference engine) -> saved file."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +17,11 @@ from sklearn.metrics import r2_score
 
 from models.spec import JobSpec
 from worker.training.artifacts import save_model
-from worker.training.builder import build_model, compile_model, fit_preprocessing
+from worker.training.builder import build_model, build_preprocessor, compile_model, fit_preprocessing
 from worker.training.callbacks import EpochReporter
-from worker.training.data import load_frame, prepare
-from worker.training.diagnostics import analyze, make_probe
+from worker.training.data import Prepared, load_frame, prepare
+from worker.training.diagnostics import PROBE_ROWS, analyze, make_probe
+from worker.training.engines import EngineChoice, Run, choose_engine, features_matrix
 from worker.training.inputs import frame_to_inputs, to_tensors
 from worker.training.reporting import Reporter, TrainingFailed
 
@@ -33,6 +39,22 @@ class TrainResult:
     sha256: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    engine: EngineChoice | None = None
+    failure: TrainingFailed | None = None  # set instead of raised when one run of a population fails
+    # For a run trained without a model path: writes its model to a path, returns the file's sha256.
+    save: Callable[[Path], str] | None = field(default=None, repr=False)
+
+
+@dataclass
+class RunData:
+    """A run's split rows as the model's named inputs, with the fitted preprocessing schema."""
+
+    data: Prepared
+    schema: list[dict[str, Any]]
+    x_train: dict[str, Any]
+    x_val: dict[str, Any]
+    target_scale: tuple[float, float]
+    input_schema: dict[str, Any]
 
 
 def _seed(seed: int) -> None:
@@ -41,6 +63,26 @@ def _seed(seed: int) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+
+
+def load_run_data(*, csv_path: Path, has_header: bool, target: str, spec: JobSpec) -> RunData:
+    """Parse, split and fit the preprocessing exactly as the saved model will apply it."""
+    frame, columns = load_frame(csv_path, has_header=has_header)
+    data = prepare(frame, columns, target=target, spec=spec)
+    schema = fit_preprocessing(data.x_train, data.features, spec)
+    scale = (
+        (float(data.y_train.mean()), float(data.y_train.std()) or 1.0)
+        if spec.task == "regression"
+        else (0.0, 1.0)
+    )
+    return RunData(
+        data=data,
+        schema=schema,
+        x_train=to_tensors(frame_to_inputs(data.x_train, schema)),
+        x_val=to_tensors(frame_to_inputs(data.x_val, schema)),
+        target_scale=scale,
+        input_schema={"task": spec.task, "target": target, "classes": data.classes, "inputs": schema},
+    )
 
 
 def _evaluate(
@@ -54,34 +96,52 @@ def _evaluate(
     return metrics
 
 
-def _best_epoch(history: list[dict[str, float]], spec: JobSpec) -> int:
+def best_epoch_of(history: list[dict[str, float]], spec: JobSpec) -> int:
+    """The epoch whose weights the model keeps (1-based): the monitor's best if restored, else the last."""
     stopping = spec.training.early_stopping
     if not history or stopping is None or not stopping.restore_best_weights:
         return len(history)
     monitor = stopping.monitor
     values = [h.get(monitor, float("nan")) for h in history]
+    if all(np.isnan(v) for v in values):
+        return len(history)
     maximize = "accuracy" in monitor or "auc" in monitor
     pick = np.nanargmax if maximize else np.nanargmin
     return int(pick(values)) + 1
+
+
+def _diverged(epoch: int, history: list[dict[str, float]], diagnostics: dict[str, Any]) -> TrainingFailed:
+    return TrainingFailed(
+        "training_diverged",
+        f"the loss became NaN/inf at epoch {epoch}; lower the learning rate, "
+        "enable normalization or set training.clipnorm",
+        {"epoch": epoch, "last_epoch": history[-1], "diagnostics": diagnostics},
+    )
 
 
 def run_training(
     *, csv_path: Path, has_header: bool, target: str, spec: JobSpec, reporter: Reporter, model_path: Path
 ) -> TrainResult:
     """Train one model as ``spec`` says, reporting each epoch; save it to ``model_path``."""
+    choice = choose_engine(spec)
+    if choice.engine == "fast":
+        [result] = train_runs(
+            csv_path=csv_path, has_header=has_header, target=target, runs=[Run(spec, reporter, model_path)]
+        )
+        if result.failure is not None:
+            raise result.failure
+        return result
     keras.backend.clear_session()  # a long-lived worker child must not accumulate old graphs
     _seed(spec.training.seed)
-    frame, columns = load_frame(csv_path, has_header=has_header)
-    data = prepare(frame, columns, target=target, spec=spec)
-    schema = fit_preprocessing(data.x_train, data.features, spec)
-    x_train = to_tensors(frame_to_inputs(data.x_train, schema))
-    x_val = to_tensors(frame_to_inputs(data.x_val, schema))
-    scale = (
-        (float(data.y_train.mean()), float(data.y_train.std()) or 1.0)
-        if spec.task == "regression"
-        else (0.0, 1.0)
-    )
-    model = build_model(schema, spec, n_classes=len(data.classes), target_scale=scale)
+    run = load_run_data(csv_path=csv_path, has_header=has_header, target=target, spec=spec)
+    result = _train_reference(run, spec, reporter, model_path)
+    result.engine = choice
+    return result
+
+
+def _train_reference(run: RunData, spec: JobSpec, reporter: Reporter, model_path: Path) -> TrainResult:
+    data, x_train, x_val = run.data, run.x_train, run.x_val
+    model = build_model(run.schema, spec, n_classes=len(data.classes), target_scale=run.target_scale)
     compile_model(model, spec)
     watcher = EpochReporter(reporter, make_probe(model, x_train, data.y_train))
     callbacks: list[keras.callbacks.Callback] = [watcher]
@@ -107,22 +167,16 @@ def run_training(
         shuffle=True,
     )
     diagnostics = analyze(
-        history=watcher.history, measurements=watcher.measurements, schema=schema, spec=spec
+        history=watcher.history, measurements=watcher.measurements, schema=run.schema, spec=spec
     )
     if watcher.diverged_at is not None:
-        raise TrainingFailed(
-            "training_diverged",
-            f"the loss became NaN/inf at epoch {watcher.diverged_at}; lower the learning rate, "
-            "enable normalization or set training.clipnorm",
-            {"epoch": watcher.diverged_at, "last_epoch": watcher.history[-1], "diagnostics": diagnostics},
-        )
-    input_schema = {"task": spec.task, "target": target, "classes": data.classes, "inputs": schema}
+        raise _diverged(watcher.diverged_at, watcher.history, diagnostics)
     epochs_run = len(watcher.history)
     if watcher.cancelled:
         return TrainResult(
             spec.task,
             {},
-            input_schema,
+            run.input_schema,
             epochs_run,
             epochs_run,
             cancelled=True,
@@ -136,10 +190,115 @@ def run_training(
     return TrainResult(
         spec.task,
         metrics,
-        input_schema,
+        run.input_schema,
         epochs_run,
-        _best_epoch(watcher.history, spec),
+        best_epoch_of(watcher.history, spec),
         sha256=sha,
         history=watcher.history,
         diagnostics=diagnostics,
     )
+
+
+def _data_key(spec: JobSpec) -> str:
+    # Runs with the same task, split and preprocessing train on the very same matrices.
+    return json.dumps([spec.task, spec.split.model_dump(), spec.preprocessing.model_dump()], sort_keys=True)
+
+
+def train_runs(*, csv_path: Path, has_header: bool, target: str, runs: list[Run]) -> list[TrainResult]:
+    """Train runs (fast ones as populations sharing their data, the rest with model.fit); results in order."""
+    groups: dict[str, list[int]] = {}
+    results: list[TrainResult | None] = [None] * len(runs)
+    for index, run in enumerate(runs):
+        if choose_engine(run.spec).engine == "fast":
+            groups.setdefault(_data_key(run.spec), []).append(index)
+        else:
+            results[index] = _reference_run(csv_path, has_header, target, run)
+    for indices in groups.values():
+        members = [runs[i] for i in indices]
+        for index, result in zip(indices, _train_group(csv_path, has_header, target, members), strict=True):
+            results[index] = result
+    return [r for r in results if r is not None]
+
+
+def _reference_run(csv_path: Path, has_header: bool, target: str, run: Run) -> TrainResult:
+    path = run.model_path or Path(tempfile.mkstemp(prefix="tuneforge-run-", suffix=".keras")[1])
+    try:
+        result = run_training(
+            csv_path=csv_path,
+            has_header=has_header,
+            target=target,
+            spec=run.spec,
+            reporter=run.reporter,
+            model_path=path,
+        )
+    except TrainingFailed as exc:
+        return TrainResult(run.spec.task, {}, {}, 0, 0, failure=exc, engine=choose_engine(run.spec))
+    if run.model_path is None and result.sha256 is not None:
+        sha = result.sha256
+        result.save = lambda destination: (shutil.move(path, destination), sha)[1]
+        weakref.finalize(result, path.unlink, missing_ok=True)  # a model nobody saved is not kept
+    return result
+
+
+def _train_group(csv_path: Path, has_header: bool, target: str, runs: list[Run]) -> list[TrainResult]:
+    from worker.training.fast.population import Matrices, Member, train_population
+
+    base = runs[0].spec
+    # No gc pass here (it costs a quarter second per run): the fast engine builds only small Keras graphs.
+    keras.backend.clear_session(free_memory=False)
+    _seed(base.training.seed)
+    run = load_run_data(csv_path=csv_path, has_header=has_header, target=target, spec=base)
+    preprocessor = build_preprocessor(run.schema, base)
+    matrices = Matrices(
+        task=base.task,
+        x_train=features_matrix(preprocessor, run.x_train),
+        y_train=run.data.y_train,
+        x_val=features_matrix(preprocessor, run.x_val),
+        y_val=run.data.y_val,
+        n_classes=len(run.data.classes),
+        target_scale=run.target_scale,
+    )
+    members = [Member(r.spec, r.reporter) for r in runs]
+    trained = train_population(members, matrices, probe_rows=PROBE_ROWS)
+    rows = {"train_rows": len(run.data.y_train), "val_rows": len(run.data.y_val)}
+    return [_fast_result(run, r, t, rows) for r, t in zip(runs, trained, strict=True)]
+
+
+def _fast_result(run: RunData, spec_run: Run, trained: Any, rows: dict[str, int]) -> TrainResult:
+    spec = spec_run.spec
+    choice = choose_engine(spec)
+    diagnostics = analyze(
+        history=trained.history, measurements=trained.measurements, schema=run.schema, spec=spec
+    )
+    epochs_run = len(trained.history)
+    result = TrainResult(
+        spec.task,
+        {},
+        run.input_schema,
+        epochs_run,
+        best_epoch_of(trained.history, spec),
+        history=trained.history,
+        diagnostics=diagnostics,
+        engine=choice,
+    )
+    if trained.diverged_at is not None:
+        result.failure = _diverged(trained.diverged_at, trained.history, diagnostics)
+        return result
+    if trained.cancelled:
+        result.cancelled, result.best_epoch = True, epochs_run
+        return result
+    result.metrics = trained.metrics | rows
+    if spec_run.model_path is not None:
+        result.sha256 = save_model(export_model(run, spec, trained.weights), spec_run.model_path)
+    else:
+        result.save = lambda path: save_model(export_model(run, spec, trained.weights), path)
+    return result
+
+
+def export_model(run: RunData, spec: JobSpec, weights: dict[str, list[np.ndarray]]) -> keras.Model:
+    """The saved model (preprocessing inside, raw rows in) holding the fast engine's trained weights."""
+    model = build_model(run.schema, spec, n_classes=len(run.data.classes), target_scale=run.target_scale)
+    for name, values in weights.items():
+        model.get_layer(name).set_weights(values)
+    compile_model(model, spec)
+    return model

@@ -18,6 +18,10 @@ class SearchExhausted(Exception):
     """The oracle has no further trial to propose (max_trials reached or space exhausted)."""
 
 
+class OracleBusy(Exception):
+    """The oracle waits for running trials' results before it proposes more (grid, Hyperband rounds)."""
+
+
 def define(hp: kt.HyperParameters, param: Param, name: str | None = None) -> Any:
     """Register one parameter with keras-tuner under its keras-tuner name and return its value."""
     name = name or param.name
@@ -82,6 +86,8 @@ class Driver:
         trial = self.oracle.create_trial(tuner_id=f"trial-{number}")
         if trial.status == kt.engine.trial.TrialStatus.STOPPED:
             raise SearchExhausted(trial.message or "the oracle stopped")
+        if trial.status == kt.engine.trial.TrialStatus.IDLE:
+            raise OracleBusy()
         register(trial.hyperparameters, self.space)
         return {"oracle_trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values)}
 

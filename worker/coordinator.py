@@ -1,4 +1,8 @@
-"""A search's coordinator step: tell the oracle what finished, ask it for more, finish the search."""
+"""The search coordinator: one step tells the oracle what finished, asks it for more, or finishes the search.
+
+Trials are handed out in populations (``population_size`` trials per worker task, trained together by
+the fast engine); ``worker.trial_tasks`` runs them; ``worker.training.oracle`` drives keras-tuner.
+"""
 
 from __future__ import annotations
 
@@ -25,11 +29,24 @@ log = structlog.get_logger(__name__)
 FINISHED = (TrialStatus.COMPLETED, TrialStatus.FAILED)
 
 
+MAX_AUTO_POPULATION = 64  # trials per task when the oracle can hand out many at once
+
+
 @dataclass
 class StepOutcome:
-    """What a step decided: trials to dispatch (after commit)."""
+    """What a step decided: populations of trials to dispatch, one task each (after commit)."""
 
-    dispatch: list[str] = field(default_factory=list)
+    dispatch: list[list[str]] = field(default_factory=list)
+
+
+def population_size(search: SearchSpec) -> int:
+    """Trials per task: random proposals do not wait on results, so a random search's trials are spread
+    over ``max_concurrent_trials`` tasks; grid, Bayesian and Hyperband oracles propose from results."""
+    if search.population_size is not None:
+        return search.population_size
+    if search.algorithm == "random":
+        return min(MAX_AUTO_POPULATION, max(1, math.ceil(search.max_trials / search.max_concurrent_trials)))
+    return 1
 
 
 def search_parts(document: dict[str, Any]) -> tuple[JobSpec, SearchSpace, SearchSpec]:
@@ -132,7 +149,7 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
                 _cleanup(rt, rows)
             return StepOutcome()
         # keras-tuner (and TensorFlow) load only past this point: a cancel step stays instant.
-        from worker.training.search import SearchExhausted, driver
+        from worker.training.oracle import OracleBusy, SearchExhausted, driver
 
         spec, space, search = search_parts(job.spec)
         saved = job.search_state or {}
@@ -158,18 +175,23 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
             reason = failure or _stop_reason(job, search, best)
             active = [t for t in rows if t.status in (TrialStatus.QUEUED, TrialStatus.RUNNING)]
             exhausted = len(rows) >= search.max_trials
-            while reason is None and not exhausted and len(active) < search.max_concurrent_trials:
-                number = len(rows) + len(outcome.dispatch)
+            size = population_size(search)
+            proposed: list[str] = []
+            while reason is None and not exhausted and len(active) < search.max_concurrent_trials * size:
+                number = len(rows) + len(proposed)
                 try:
                     proposal = step.propose(number)
                 except SearchExhausted:
                     exhausted = True
                     break
+                except OracleBusy:
+                    break
                 trial = trial_store.add_queued(job_id, number, hyperparameters=proposal["values"])
                 oracle_ids[str(number)] = proposal["oracle_trial_id"]
-                outcome.dispatch.append(trial.id)
+                proposed.append(trial.id)
                 active.append(trial)
                 exhausted = number + 1 >= search.max_trials
+            outcome.dispatch = [proposed[i : i + size] for i in range(0, len(proposed), size)]
             state = {"kt": step.snapshot(), "told": sorted(told), "oracle_ids": oracle_ids}
         if reason is not None:
             for trial in active:

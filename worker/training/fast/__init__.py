@@ -1,0 +1,1 @@
+"""The fast engine: whole training runs compiled with JAX, many trials at once as one vectorized program."""

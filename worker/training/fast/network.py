@@ -1,0 +1,212 @@
+"""The guide's dense network as pure JAX functions, padded so trials of different shapes share one program.
+
+A member (one trial's run) has up to ``depth`` hidden layers of up to ``width`` units. Units beyond a
+layer's own width are masked to zero and layers beyond its own depth pass their input through, so
+the padded network computes exactly what the member's own network would, and padded weights get
+zero gradients (they stay zero under every optimizer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped to it in the losses
+BN_MOMENTUM = 0.99
+BN_EPSILON = 1e-3
+AUC_THRESHOLDS = 200
+
+ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "leaky_relu": lambda z: jax.nn.leaky_relu(z, 0.2),  # Keras' default negative slope
+    "gelu": lambda z: jax.nn.gelu(z, approximate=False),
+    "swish": jax.nn.swish,
+    "linear": lambda z: z,
+}
+
+METRICS = {
+    "binary": ("loss", "accuracy", "auc"),
+    "multiclass": ("loss", "accuracy"),
+    "regression": ("loss", "rmse", "mae"),
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Everything static about a compiled program: one per bucket of trials."""
+
+    task: str
+    n_features: int
+    n_outputs: int
+    depth: int
+    width: int
+    activations: tuple[str, ...]
+    batch_norm: bool
+
+    def metric_names(self) -> tuple[str, ...]:
+        """History keys in Keras' order: training metrics, then the same on validation."""
+        names = METRICS[self.task]
+        return names + tuple(f"val_{n}" for n in names)
+
+
+def layer_inputs(shape: Shape, index: int) -> int:
+    """Padded input width of hidden layer ``index``."""
+    return shape.n_features if index == 0 else shape.width
+
+
+def _activate(shape: Shape, z: jax.Array, which: jax.Array) -> jax.Array:
+    if len(shape.activations) == 1:
+        return ACTIVATIONS[shape.activations[0]](z)
+    stacked = jnp.stack([ACTIVATIONS[name](z) for name in shape.activations])
+    return stacked[which]
+
+
+def forward(
+    shape: Shape,
+    params: dict[str, Any],
+    stats: dict[str, Any],
+    cfg: dict[str, Any],
+    x: jax.Array,
+    *,
+    training: bool,
+    key: jax.Array | None = None,
+    weights: jax.Array | None = None,
+) -> tuple[jax.Array, dict[str, Any], list[jax.Array]]:
+    """Raw outputs (logits, or the standardized regression value), updated BN stats, hidden activations."""
+    h = x
+    new_stats: dict[str, Any] = {"mean": [], "var": []}
+    hidden = []
+    keys = jax.random.split(key, max(shape.depth, 1)) if key is not None else None
+    for i in range(shape.depth):
+        z = h @ params["kernel"][i] + params["bias"][i]
+        if shape.batch_norm:
+            if training:
+                w = weights[:, None] if weights is not None else jnp.ones((z.shape[0], 1))
+                mean = jnp.sum(w * z, axis=0) / jnp.sum(w)
+                var = jnp.sum(w * (z - mean) ** 2, axis=0) / jnp.sum(w)
+                new_stats["mean"].append(stats["mean"][i] * BN_MOMENTUM + mean * (1 - BN_MOMENTUM))
+                new_stats["var"].append(stats["var"][i] * BN_MOMENTUM + var * (1 - BN_MOMENTUM))
+            else:
+                mean, var = stats["mean"][i], stats["var"][i]
+            z = (z - mean) / jnp.sqrt(var + BN_EPSILON) * params["gamma"][i] + params["beta"][i]
+        a = _activate(shape, z, cfg["activation"][i]) * cfg["units"][i]
+        if training and keys is not None:
+            rate = cfg["dropout"][i]
+            keep = jax.random.bernoulli(keys[i], 1.0 - rate, a.shape)
+            a = jnp.where(keep, a / (1.0 - rate), 0.0)
+        hidden.append(a)
+        h = a if i == 0 else jnp.where(cfg["active"][i], a, h)
+    if shape.batch_norm and not training:
+        new_stats = stats
+    return h @ params["out_kernel"] + params["out_bias"], new_stats, hidden
+
+
+def predictions(shape: Shape, raw: jax.Array, cfg: dict[str, Any]) -> jax.Array:
+    """What the saved model outputs: probabilities, or values in the target's units."""
+    if shape.task == "binary":
+        return jax.nn.sigmoid(raw[:, 0])
+    if shape.task == "multiclass":
+        return jax.nn.softmax(raw, axis=-1)
+    return raw[:, 0] * cfg["target_std"] + cfg["target_mean"]
+
+
+def row_losses(shape: Shape, predicted: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-row loss as Keras computes it from the model's output (probabilities clipped to epsilon)."""
+    if shape.task == "binary":
+        p = jnp.clip(predicted, EPSILON, 1.0 - EPSILON)
+        return -(y * jnp.log(p) + (1.0 - y) * jnp.log(1.0 - p))
+    if shape.task == "multiclass":
+        p = jnp.clip(predicted, EPSILON, 1.0 - EPSILON)
+        return -jnp.log(jnp.take_along_axis(p, y[:, None].astype(jnp.int32), axis=1)[:, 0])
+    return (predicted - y) ** 2
+
+
+def penalty(shape: Shape, params: dict[str, Any], cfg: dict[str, Any]) -> jax.Array:
+    """L1/L2 on the hidden kernels, as Keras adds its regularization losses to the loss."""
+    total = jnp.zeros(())
+    for kernel in params["kernel"]:
+        total = total + cfg["l1"] * jnp.sum(jnp.abs(kernel)) + cfg["l2"] * jnp.sum(kernel * kernel)
+    return total
+
+
+def _thresholds() -> jax.Array:
+    inner = [(i + 1) / (AUC_THRESHOLDS - 1) for i in range(AUC_THRESHOLDS - 2)]
+    return jnp.array([-EPSILON, *inner, 1.0 + EPSILON], dtype=jnp.float32)
+
+
+def empty_totals(shape: Shape) -> dict[str, jax.Array]:
+    """Running sums from which a pass's metrics are read (Keras' stateful metrics)."""
+    totals = {"loss": jnp.zeros(()), "rows": jnp.zeros(()), "a": jnp.zeros(()), "b": jnp.zeros(())}
+    if shape.task == "binary":
+        totals |= {name: jnp.zeros(AUC_THRESHOLDS) for name in ("tp", "fp", "tn", "fn")}
+    return totals
+
+
+def add_totals(
+    shape: Shape,
+    totals: dict[str, jax.Array],
+    loss: jax.Array,
+    predicted: jax.Array,
+    y: jax.Array,
+    w: jax.Array,
+) -> dict[str, jax.Array]:
+    """Fold one batch (its mean loss, outputs, targets, row weights) into the running sums."""
+    rows = jnp.sum(w)
+    out = dict(totals)
+    out["loss"] = totals["loss"] + loss * rows
+    out["rows"] = totals["rows"] + rows
+    if shape.task == "binary":
+        out["a"] = totals["a"] + jnp.sum(w * ((predicted > 0.5) == (y > 0.5)))
+        above = (predicted[:, None] > _thresholds()[None, :]).astype(jnp.float32)
+        pos, neg = (w * y)[:, None], (w * (1.0 - y))[:, None]
+        out["tp"] = totals["tp"] + jnp.sum(pos * above, axis=0)
+        out["fp"] = totals["fp"] + jnp.sum(neg * above, axis=0)
+        out["fn"] = totals["fn"] + jnp.sum(pos * (1.0 - above), axis=0)
+        out["tn"] = totals["tn"] + jnp.sum(neg * (1.0 - above), axis=0)
+    elif shape.task == "multiclass":
+        out["a"] = totals["a"] + jnp.sum(w * (jnp.argmax(predicted, axis=-1) == y))
+    else:
+        out["a"] = totals["a"] + jnp.sum(w * (predicted - y) ** 2)
+        out["b"] = totals["b"] + jnp.sum(w * jnp.abs(predicted - y))
+    return out
+
+
+def _auc(t: dict[str, jax.Array]) -> jax.Array:
+    # Keras' AUC: ROC over 200 thresholds, trapezoids between them.
+    recall = jnp.where(t["tp"] + t["fn"] > 0, t["tp"] / jnp.maximum(t["tp"] + t["fn"], 1e-30), 0.0)
+    fpr = jnp.where(t["fp"] + t["tn"] > 0, t["fp"] / jnp.maximum(t["fp"] + t["tn"], 1e-30), 0.0)
+    return jnp.sum((fpr[:-1] - fpr[1:]) * (recall[:-1] + recall[1:]) / 2.0)
+
+
+def read_totals(shape: Shape, t: dict[str, jax.Array]) -> jax.Array:
+    """The pass's metrics in ``METRICS[task]`` order."""
+    rows = jnp.maximum(t["rows"], 1e-30)
+    loss = t["loss"] / rows
+    if shape.task == "binary":
+        return jnp.stack([loss, t["a"] / rows, _auc(t)])
+    if shape.task == "multiclass":
+        return jnp.stack([loss, t["a"] / rows])
+    return jnp.stack([loss, jnp.sqrt(t["a"] / rows), t["b"] / rows])
+
+
+def evaluate(
+    shape: Shape,
+    params: dict[str, Any],
+    stats: dict[str, Any],
+    cfg: dict[str, Any],
+    x: jax.Array,
+    y: jax.Array,
+) -> jax.Array:
+    """Inference-mode metrics on a whole split (as ``model.evaluate``: loss includes the penalty)."""
+    raw, _, _ = forward(shape, params, stats, cfg, x, training=False)
+    predicted = predictions(shape, raw, cfg)
+    loss = jnp.mean(row_losses(shape, predicted, y)) + penalty(shape, params, cfg)
+    w = jnp.ones(y.shape[0])
+    return read_totals(shape, add_totals(shape, empty_totals(shape), loss, predicted, y, w))

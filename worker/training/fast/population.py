@@ -1,0 +1,328 @@
+"""Train many runs at once: bucket them by what must be static, pad each bucket, run its compiled loop."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models.spec import JobSpec
+from worker.training.builder import initializer_for
+from worker.training.diagnostics import Measurement
+from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, init_optimizer, run_chunk
+from worker.training.fast.network import Shape
+from worker.training.reporting import Reporter
+
+CHUNK_SECONDS = 1.0  # aim for one host round trip (report, cancel check) per second of training
+WIDTH_STEP = 8  # pad widths to a multiple of this so nearby searches reuse a compiled program
+
+
+@dataclass
+class Matrices:
+    """A run's data after preprocessing: what the model's first Dense layer sees, and the targets."""
+
+    task: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    n_classes: int
+    target_scale: tuple[float, float]
+
+
+@dataclass
+class Member:
+    """One run in a population: its concrete spec and where its epochs go."""
+
+    spec: JobSpec
+    reporter: Reporter
+
+
+@dataclass
+class MemberResult:
+    """What one run produced: history, probe readings, final metrics and its (unpadded) weights."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    diverged_at: int | None = None
+    cancelled: bool = False
+
+
+def _initializer(name: str) -> Callable[..., jax.Array]:
+    init = jax.nn.initializers
+    table = {
+        "he_normal": init.he_normal(),
+        "he_uniform": init.he_uniform(),
+        "glorot_uniform": init.glorot_uniform(),
+        "glorot_normal": init.glorot_normal(),
+        "random_normal": init.normal(0.05),  # Keras' RandomNormal stddev
+        "zeros": init.zeros,
+    }
+    if name == "random_uniform":  # Keras' RandomUniform(-0.05, 0.05)
+        return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -0.05, 0.05)
+    return table[name]
+
+
+def _bucket_key(spec: JobSpec) -> tuple[Any, ...]:
+    t, stopping = spec.training, spec.training.early_stopping
+    return (
+        t.clipnorm is not None,
+        t.clipvalue is not None,
+        t.batch_size,
+        spec.model.batch_norm,
+        len(spec.model.layers) == 0,
+        None if stopping is None else (stopping.monitor, stopping.restore_best_weights),
+    )
+
+
+def _plan(members: list[Member], data: Matrices) -> Plan:
+    spec = members[0].spec
+    depth = max(len(m.spec.model.layers) for m in members)
+    widest = max((layer.units for m in members for layer in m.spec.model.layers), default=1)
+    activations = sorted({layer.activation for m in members for layer in m.spec.model.layers}) or ["linear"]
+    shape = Shape(
+        task=data.task,
+        n_features=data.x_train.shape[1],
+        n_outputs=data.n_classes if data.task == "multiclass" else 1,
+        depth=depth,
+        width=-(-widest // WIDTH_STEP) * WIDTH_STEP,
+        activations=tuple(activations),
+        batch_norm=spec.model.batch_norm,
+    )
+    stopping = spec.training.early_stopping
+    names = shape.metric_names()
+    monitor = names.index(stopping.monitor) if stopping and stopping.monitor in names else None
+    return Plan(
+        shape=shape,
+        optimizers=tuple(sorted({m.spec.training.optimizer for m in members})),
+        clipnorm=spec.training.clipnorm is not None,
+        clipvalue=spec.training.clipvalue is not None,
+        batch_size=spec.training.batch_size,
+        n_train=data.x_train.shape[0],
+        monitor=monitor,
+        maximize=bool(stopping and ("accuracy" in stopping.monitor or "auc" in stopping.monitor)),
+        restore_best=bool(stopping and stopping.restore_best_weights and monitor is not None),
+    )
+
+
+def _config(plan: Plan, spec: JobSpec, data: Matrices) -> dict[str, Any]:
+    shape, layers = plan.shape, spec.model.layers
+    units = np.zeros((shape.depth, shape.width), np.float32)
+    for i, layer in enumerate(layers):
+        units[i, : layer.units] = 1.0
+    stopping, t = spec.training.early_stopping, spec.training
+    return {
+        "units": units,
+        "active": np.array([i < len(layers) for i in range(shape.depth)]),
+        "activation": np.array(
+            [
+                shape.activations.index(layers[i].activation) if i < len(layers) else 0
+                for i in range(shape.depth)
+            ],
+            np.int32,
+        ),
+        "dropout": np.array(
+            [layers[i].dropout if i < len(layers) else 0.0 for i in range(shape.depth)], np.float32
+        ),
+        "optimizer": np.int32(plan.optimizers.index(t.optimizer)),
+        "learning_rate": np.float32(t.learning_rate),
+        "l1": np.float32(spec.model.l1),
+        "l2": np.float32(spec.model.l2),
+        "clipnorm": np.float32(t.clipnorm or 0.0),
+        "clipvalue": np.float32(t.clipvalue or 0.0),
+        "patience": np.int32(stopping.patience if stopping else 0),
+        "min_delta": np.float32(stopping.min_delta if stopping else 0.0),
+        "max_epochs": np.int32(t.epochs),
+        "target_mean": np.float32(data.target_scale[0]),
+        "target_std": np.float32(data.target_scale[1]),
+    }
+
+
+def _init_params(plan: Plan, spec: JobSpec, key: jax.Array) -> dict[str, Any]:
+    """The member's own initial weights (its true fan-in/fan-out), placed in zero padding."""
+    shape, layers = plan.shape, spec.model.layers
+    keys = jax.random.split(key, shape.depth + 1)
+    kernels, biases = [], []
+    fan_in = shape.n_features
+    for i in range(shape.depth):
+        padded = np.zeros((shape.n_features if i == 0 else shape.width, shape.width), np.float32)
+        if i < len(layers):
+            init = _initializer(initializer_for(spec.model.initializer, layers[i].activation))
+            padded[:fan_in, : layers[i].units] = np.asarray(
+                init(keys[i], (fan_in, layers[i].units), jnp.float32)
+            )
+            fan_in = layers[i].units
+        kernels.append(padded)
+        biases.append(np.zeros(shape.width, np.float32))
+    out = np.zeros((shape.width if shape.depth else shape.n_features, shape.n_outputs), np.float32)
+    out[:fan_in] = np.asarray(jax.nn.initializers.glorot_uniform()(keys[-1], (fan_in, shape.n_outputs)))
+    params: dict[str, Any] = {
+        "kernel": kernels,
+        "bias": biases,
+        "out_kernel": out,
+        "out_bias": np.zeros(shape.n_outputs, np.float32),
+    }
+    if shape.batch_norm:
+        params["gamma"] = [np.ones(shape.width, np.float32) for _ in range(shape.depth)]
+        params["beta"] = [np.zeros(shape.width, np.float32) for _ in range(shape.depth)]
+    return params
+
+
+def _initial_state(plan: Plan, spec: JobSpec, cfg: dict[str, Any]) -> dict[str, Any]:
+    key, rng = jax.random.split(jax.random.key(spec.training.seed))
+    params = _init_params(plan, spec, key)
+    depth, width = plan.shape.depth, plan.shape.width
+    stats = (
+        {"mean": [np.zeros(width, np.float32)] * depth, "var": [np.ones(width, np.float32)] * depth}
+        if plan.shape.batch_norm
+        else {"mean": [], "var": []}
+    )
+    return {
+        "params": params,
+        "stats": stats,
+        "opt_state": init_optimizer(plan, cfg, params),
+        "rng": jax.random.key_data(rng),
+        "epoch": np.int32(0),
+        "best": np.float32(-math.inf if plan.maximize else math.inf),
+        "best_epoch": np.int32(0),
+        "wait": np.int32(0),
+        "best_params": params,
+        "best_stats": stats,
+        "stopped": np.bool_(False),
+        "diverged": np.bool_(False),
+    }
+
+
+def _stack(trees: list[Any]) -> Any:
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack([jnp.asarray(x) for x in leaves]), *trees)
+
+
+def _unpadded(
+    plan: Plan, spec: JobSpec, params: dict[str, Any], stats: dict[str, Any], p: int
+) -> dict[str, list]:
+    """Per Keras layer name, the member's weights in Keras' order (kernel, bias; gamma, beta, mean, var)."""
+    weights: dict[str, list[np.ndarray]] = {}
+    fan_in = plan.shape.n_features
+    for i, layer in enumerate(spec.model.layers):
+        u = layer.units
+        weights[f"dense_{i}"] = [
+            np.asarray(params["kernel"][i][p][:fan_in, :u]),
+            np.asarray(params["bias"][i][p][:u]),
+        ]
+        if plan.shape.batch_norm:
+            weights[f"batch_norm_{i}"] = [
+                np.asarray(params["gamma"][i][p][:u]),
+                np.asarray(params["beta"][i][p][:u]),
+                np.asarray(stats["mean"][i][p][:u]),
+                np.asarray(stats["var"][i][p][:u]),
+            ]
+        fan_in = u
+    weights["output"] = [np.asarray(params["out_kernel"][p][:fan_in]), np.asarray(params["out_bias"][p])]
+    return weights
+
+
+def _record(
+    plan: Plan, members: list[Member], results: list[MemberResult], buffers: dict, count: int
+) -> None:
+    names = plan.shape.metric_names()
+    host = {k: np.asarray(v)[:count] for k, v in buffers.items()}
+    for p, (member, result) in enumerate(zip(members, results, strict=True)):
+        spec, batch = member.spec, []
+        layers = [f"dense_{i}" for i in range(len(spec.model.layers))] + ["output"]
+        columns = [*range(len(spec.model.layers)), plan.shape.depth]
+        for e in range(count):
+            if not host["ran"][e, p]:
+                continue
+            values = {name: float(v) for name, v in zip(names, host["metrics"][e, p], strict=True)}
+            values["lr"] = float(spec.training.learning_rate)
+            dead = {
+                f"relu_{i}": float(host["dead"][e, p, i])
+                for i, layer in enumerate(spec.model.layers)
+                if layer.activation == "relu"
+            }
+            if dead:
+                values["dead_relu_max"] = max(dead.values())
+            applied = {n: float(host["applied"][e, p, c]) for n, c in zip(layers, columns, strict=True)}
+            raw = {n: float(host["raw"][e, p, c]) for n, c in zip(layers, columns, strict=True)}
+            result.measurements.append(Measurement(grad_norms=applied, raw_grad_norms=raw, dead_relu=dead))
+            result.history.append(values)
+            batch.append((len(result.history), values, applied))
+            if result.diverged_at is None and not all(
+                math.isfinite(v) for k, v in values.items() if k.endswith("loss")
+            ):
+                result.diverged_at = len(result.history)
+        if batch:
+            member.reporter.on_epochs(batch)
+
+
+def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any]) -> list[MemberResult]:
+    plan = _plan(members, data)
+    cfg_list = [_config(plan, m.spec, data) for m in members]
+    cfgs = _stack(cfg_list)
+    state = _stack([_initial_state(plan, m.spec, c) for m, c in zip(members, cfg_list, strict=True)])
+    results = [MemberResult() for _ in members]
+    limit = 1
+    while True:
+        started = time.monotonic()
+        state, buffers, count = run_chunk(plan, state, cfgs, arrays, np.int32(limit))
+        count = int(count)
+        _record(plan, members, results, buffers, count)
+        cancelled = [m.reporter.should_stop() for m in members]
+        for p, flag in enumerate(cancelled):
+            results[p].cancelled = results[p].cancelled or (flag and not bool(state["stopped"][p]))
+        if any(cancelled):
+            state = dict(state, stopped=state["stopped"] | jnp.array(cancelled))
+        if bool(jnp.all(state["stopped"])):
+            break
+        per_epoch = (time.monotonic() - started) / max(count, 1)
+        limit = int(min(MAX_CHUNK, max(1, CHUNK_SECONDS / max(per_epoch, 1e-6))))
+    params = state["best_params"] if plan.restore_best else state["params"]
+    stats = state["best_stats"] if plan.restore_best else state["stats"]
+    val, train = final_metrics(plan, params, stats, cfgs, arrays)
+    names = plan.shape.metric_names()[: len(plan.shape.metric_names()) // 2]
+    y_var = {"val_": float(np.var(data.y_val)), "": float(np.var(data.y_train))}
+    for p, (member, result) in enumerate(zip(members, results, strict=True)):
+        for prefix, values in (("val_", val[p]), ("", train[p])):
+            result.metrics |= {f"{prefix}{n}": float(v) for n, v in zip(names, values, strict=True)}
+            if data.task == "regression":  # r2 = 1 - mse / variance, as sklearn's r2_score
+                mse = result.metrics[f"{prefix}rmse"] ** 2
+                result.metrics[f"{prefix}r2"] = 1.0 - mse / y_var[prefix] if y_var[prefix] > 0 else 0.0
+        result.weights = _unpadded(plan, member.spec, params, stats, p)
+    return results
+
+
+def device_arrays(data: Matrices, probe_rows: int) -> dict[str, Any]:
+    """The splits on the accelerator once, shared by every bucket and member."""
+    y_dtype = np.int32 if data.task == "multiclass" else np.float32
+    rows = min(probe_rows, len(data.y_train))
+    return {
+        "x_train": jnp.asarray(data.x_train, jnp.float32),
+        "y_train": jnp.asarray(data.y_train.astype(y_dtype)),
+        "x_val": jnp.asarray(data.x_val, jnp.float32),
+        "y_val": jnp.asarray(data.y_val.astype(y_dtype)),
+        "x_probe": jnp.asarray(data.x_train[:rows], jnp.float32),
+        "y_probe": jnp.asarray(data.y_train[:rows].astype(y_dtype)),
+    }
+
+
+def train_population(members: list[Member], data: Matrices, *, probe_rows: int) -> list[MemberResult]:
+    """Train every member on the same data; results in the members' order."""
+    arrays = device_arrays(data, probe_rows)
+    buckets: dict[tuple[Any, ...], list[int]] = {}
+    for index, member in enumerate(members):
+        buckets.setdefault(_bucket_key(member.spec), []).append(index)
+    results: list[MemberResult | None] = [None] * len(members)
+    for indices in buckets.values():
+        for index, result in zip(
+            indices, _train_bucket([members[i] for i in indices], data, arrays), strict=True
+        ):
+            results[index] = result
+    return [r for r in results if r is not None]

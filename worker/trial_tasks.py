@@ -1,0 +1,258 @@
+"""Celery tasks of a search: the coordinator step, and populations of trials trained together."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from models.db import session_scope
+from models.search_space import materialize
+from models.spec import JobSpec, SearchSpec
+from models.status import JobStatus, TrialStatus
+from models.store import DatasetStore, JobStore, TrialStore
+from worker.app import app
+from worker.coordinator import score_of, search_parts, step_once, trial_files
+from worker.protocol import RUN_POPULATION, RUN_TRIAL, SEARCH_STEP
+from worker.recorder import TrialRecorder
+from worker.runtime import Runtime, runtime
+
+log = structlog.get_logger(__name__)
+MAX_STEP_RETRIES = 20
+
+
+def advance(rt: Runtime, job_id: str) -> None:
+    """Run a coordinator step (retrying lost races), then dispatch the trials it created."""
+    for _ in range(MAX_STEP_RETRIES):
+        outcome = step_once(rt, job_id)
+        if outcome is not None:
+            for population in outcome.dispatch:
+                run_population.apply_async(args=[population], queue=rt.settings.queue)
+            return
+    log.warning("search_step_gave_up", job_id=job_id)
+
+
+def nudge(rt: Runtime, job_id: str) -> None:
+    """Ask any worker to run a coordinator step for ``job_id``."""
+    search_step.apply_async(args=[job_id], queue=rt.settings.queue)
+
+
+@app.task(name=SEARCH_STEP, acks_late=True)
+def search_step(job_id: str) -> None:
+    """Tell the oracle what finished, start what it proposes, or finish the search."""
+    advance(runtime(), job_id)
+
+
+def _trial_spec(document: dict[str, Any], values: dict[str, Any]) -> tuple[JobSpec, SearchSpec]:
+    """The concrete spec of one trial, and the search options it is scored by."""
+    _, space, search = search_parts(document)
+    concrete = materialize(space, values)
+    if "tuner/epochs" in values:  # Hyperband decides each trial's budget
+        concrete.setdefault("training", {})["epochs"] = int(values["tuner/epochs"])
+    return JobSpec.model_validate(concrete), search
+
+
+@app.task(name=RUN_TRIAL, acks_late=True)
+def run_trial(trial_id: str) -> None:
+    """Run one trial (the reaper re-sends lost trials one by one)."""
+    _run_population([trial_id])
+
+
+@app.task(name=RUN_POPULATION, acks_late=True)
+def run_population(trial_ids: list[str]) -> None:
+    """Claim queued trials (duplicates are skipped), train them together, record each, step the search."""
+    _run_population(trial_ids)
+
+
+@dataclass
+class Claimed:
+    """A claimed trial: its concrete spec and the recorder of each execution."""
+
+    trial_id: str
+    number: int
+    spec: JobSpec
+    recorders: list[TrialRecorder]
+
+
+def _claim(
+    rt: Runtime, trial_ids: list[str]
+) -> tuple[str, dict[str, Any], Path, bool, str, list[tuple[str, int]]]:
+    """Claim what is still queued; trials of a search that stopped running are marked stopped."""
+    claimed: list[tuple[str, int]] = []
+    with session_scope(rt.sessions) as session:
+        trials = TrialStore(session)
+        job = JobStore(session).get_any(trials.get(trial_ids[0]).job_id)
+        for trial_id in trial_ids:
+            trial = trials.get(trial_id)
+            if job.status != JobStatus.RUNNING:
+                # Checked before claiming, so a trial of a cancelled search never starts.
+                if trial.status == TrialStatus.QUEUED:
+                    trials.finish(trial_id, status=TrialStatus.STOPPED, error="search no longer running")
+            elif trials.claim(trial_id, worker=rt.worker_name):
+                claimed.append((trial_id, trial.number))
+        dataset = DatasetStore(session).get_any(job.dataset_id)
+        return (
+            job.id,
+            dict(job.spec),
+            rt.settings.data_dir / dataset.storage_key,
+            dataset.has_header,
+            job.target,
+            claimed,
+        )
+
+
+def _run_population(trial_ids: list[str]) -> None:
+    rt = runtime()
+    job_id, document, csv_path, has_header, target, claimed_ids = _claim(rt, trial_ids)
+    if claimed_ids:
+        # The leases and the cancel watch start at claim time, before TensorFlow's multi-second import.
+        claimed, search = _prepare(rt, job_id, document, claimed_ids)
+        with ExitStack() as stack:
+            for trial in claimed:
+                stack.enter_context(trial.recorders[0].heartbeat())
+            try:
+                _train(rt, job_id, claimed, search, csv_path, has_header, target)
+            except Exception as exc:  # a broken population fails its trials, never the search
+                log.exception("population_crashed", job_id=job_id, trials=[t.trial_id for t in claimed])
+                for trial in claimed:
+                    _fail(rt, trial.trial_id, f"{type(exc).__name__}: {exc}", None)
+    nudge(rt, job_id)
+
+
+def _prepare(
+    rt: Runtime, job_id: str, document: dict[str, Any], claimed_ids: list[tuple[str, int]]
+) -> tuple[list[Claimed], SearchSpec]:
+    with session_scope(rt.sessions) as session:
+        values = {t.id: dict(t.hyperparameters) for t in TrialStore(session).for_job(job_id)}
+    claimed, search = [], None
+    for trial_id, number in claimed_ids:
+        spec, search = _trial_spec(document, values[trial_id])
+        primary = TrialRecorder(rt, job_id, trial_id, execution=0)
+        recorders = [primary]
+        for execution in range(1, search.executions_per_trial):
+            extra = TrialRecorder(rt, job_id, trial_id, execution=execution)
+            extra.share_watch(primary)
+            recorders.append(extra)
+        claimed.append(Claimed(trial_id, number, spec, recorders))
+    assert search is not None
+    return claimed, search
+
+
+def _fail(rt: Runtime, trial_id: str, message: str, diagnostics: dict[str, Any] | None) -> None:
+    with session_scope(rt.sessions) as session:
+        TrialStore(session).finish(
+            trial_id, status=TrialStatus.FAILED, error=message, diagnostics=diagnostics, only_running=True
+        )
+
+
+def _executions(trial: Claimed) -> list[JobSpec]:
+    # Executions differ only by their seed, as keras-tuner's repeated fits differ by initialization.
+    seed = trial.spec.training.seed
+    return [
+        trial.spec.model_copy(update={"training": trial.spec.training.model_copy(update={"seed": seed + e})})
+        for e in range(len(trial.recorders))
+    ]
+
+
+def _train(
+    rt: Runtime,
+    job_id: str,
+    claimed: list[Claimed],
+    search: SearchSpec,
+    csv_path: Path,
+    has_header: bool,
+    target: str,
+) -> None:
+    from worker.training.engines import Run, choose_engine
+    from worker.training.train import train_runs
+
+    runs = [
+        Run(spec, recorder, None)
+        for trial in claimed
+        for spec, recorder in zip(_executions(trial), trial.recorders, strict=True)
+    ]
+    choices = {choose_engine(run.spec) for run in runs}
+    _note_engine(rt, job_id, claimed, choices)
+    results = iter(train_runs(csv_path=csv_path, has_header=has_header, target=target, runs=runs))
+    outcomes = [[next(results) for _ in trial.recorders] for trial in claimed]
+    _record(rt, claimed, search, outcomes)
+
+
+def _note_engine(rt: Runtime, job_id: str, claimed: list[Claimed], choices: set[Any]) -> None:
+    numbers = ", ".join(str(t.number) for t in claimed)
+    how = "; ".join(f"{c.engine} engine ({c.reason})" for c in sorted(choices, key=lambda c: c.engine))
+    together = f"together as one population of {len(claimed)}" if len(claimed) > 1 else "alone"
+    with session_scope(rt.sessions) as session:
+        JobStore(session).note(job_id, reason=f"trials {numbers} trained {together} on the {how}")
+
+
+def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: list[list[Any]]) -> None:
+    """Finish every trial of the population; only the population's best trial keeps a model file."""
+    objective, direction = search.objective or "val_loss", search.direction or "max"
+    pick = max if direction == "max" else min
+    scored: list[tuple[Claimed, float, Any]] = []
+    for trial, results in zip(claimed, outcomes, strict=True):
+        primary = trial.recorders[0]
+        failure = next((r.failure for r in results if r.failure is not None), None)
+        if failure is not None:
+            _fail(rt, trial.trial_id, f"{failure.code}: {failure}", failure.details.get("diagnostics"))
+            continue
+        if any(r.cancelled for r in results) or primary.lease_lost:
+            if not primary.lease_lost:
+                with session_scope(rt.sessions) as session:
+                    TrialStore(session).finish(
+                        trial.trial_id, status=TrialStatus.STOPPED, error="cancelled", only_running=True
+                    )
+            continue
+        maybe = [score_of(r.metrics, objective) for r in results]
+        scores = [s for s in maybe if s is not None]
+        if len(scores) < len(maybe):
+            _fail(rt, trial.trial_id, f"objective_missing: the run produced no finite {objective}", None)
+            continue
+        best = pick(zip(scores, results, strict=True), key=lambda item: item[0])[1]
+        scored.append((trial, statistics.fmean(scores), best))
+    winner = pick(scored, key=lambda item: item[1])[0] if scored else None
+    for trial, score, best in scored:
+        if trial.recorders[0].should_stop():
+            continue  # cancelled or lease lost while the last chunk ran: the trial is no longer ours
+        if trial is winner:
+            _save_best(rt, trial.trial_id, best)
+        metrics = {
+            "final": best.metrics,
+            "best_epoch": {
+                "epoch": best.best_epoch,
+                **(best.history[best.best_epoch - 1] if best.history else {}),
+            },
+            "epochs_run": best.epochs_run,
+            "engine": best.engine.engine if best.engine else None,
+            "executions": [
+                {"score": score_of(r.metrics, objective), "epochs_run": r.epochs_run}
+                for r in outcomes[claimed.index(trial)]
+            ],
+        }
+        with session_scope(rt.sessions) as session:
+            TrialStore(session).finish(
+                trial.trial_id,
+                status=TrialStatus.COMPLETED,
+                score=score,
+                metrics=metrics,
+                diagnostics=best.diagnostics,
+                model_key=str(trial_files(rt, trial.trial_id)[0]) if trial is winner else None,
+                only_running=True,
+            )
+
+
+def _save_best(rt: Runtime, trial_id: str, best: Any) -> None:
+    """Write the trial's model and its card (input schema, metrics, sha256) where the search finds them."""
+    model_file, card_file = trial_files(rt, trial_id)
+    sha = best.save(model_file)
+    card = {"task": best.task, "input_schema": best.input_schema, "metrics": best.metrics, "sha256": sha}
+    partial = card_file.with_suffix(".partial")
+    partial.write_text(json.dumps(card))
+    os.replace(partial, card_file)
