@@ -126,7 +126,7 @@ class JobPage(BaseModel):
 
 
 class EventOut(BaseModel):
-    """One status change."""
+    """One status change, or a note (``from`` == ``to``) such as which engine ran and why."""
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -52,6 +52,7 @@ class Recorder:
             TrialStore(session).record_epochs(self.trial_id, epochs, execution=self.execution)
             self._progress(session, epochs[-1][0])
             status = self._renew(session)
+        self.last_epoch = epochs[-1][0]
         # Observed after commit: reacting may write the same rows from another session.
         self._observe(status)
 
@@ -75,6 +76,19 @@ class Recorder:
             self._stop.set()
         elif status == JobStatus.CANCELLING:
             self._stop.set()
+            if not self._released:
+                # A compiled chunk cannot be interrupted: close now, so a cancel lands within seconds;
+                # the run's later writes are fenced (terminal job, stopped trial) and change nothing.
+                self._released = True
+                self._release()
+
+    _released = False
+    last_epoch = 0
+
+    def _release(self) -> None:
+        from worker.finish import finish_cancelled
+
+        finish_cancelled(self.rt, self, epochs_run=self.last_epoch)
 
     def _beat(self, interval: float) -> None:
         while not self._stop.wait(interval):
@@ -113,12 +127,8 @@ class TrialRecorder(Recorder):
     def _progress(self, session: Session, epoch: int) -> None:
         pass  # a search's progress counts trials, not epochs
 
-    def _observe(self, status: JobStatus | None) -> None:
-        super()._observe(status)
-        if status == JobStatus.CANCELLING and self.execution == 0 and not self._released:
-            # A compiled chunk cannot be interrupted: release the trial now so the cancel lands within
-            # seconds; the fenced writes of the still-running chunk then change nothing.
-            self._released = True
+    def _release(self) -> None:
+        if self.execution == 0:
             with session_scope(self.rt.sessions) as session:
                 assert self.trial_id is not None
                 TrialStore(session).finish(
@@ -130,8 +140,6 @@ class TrialRecorder(Recorder):
             for _ in range(5):
                 if step_once(self.rt, self.job_id) is not None:
                     break
-
-    _released = False
 
     def _renew(self, session: Session) -> JobStatus | None:
         assert self.trial_id is not None

@@ -44,8 +44,10 @@ def test_train_job_succeeds_with_metrics_and_a_model_that_predicts_raw_rows(
     assert [(e["from"], e["to"]) for e in events] == [
         (None, "queued"),
         ("queued", "running"),
+        ("running", "running"),  # the note naming the engine
         ("running", "succeeded"),
     ]
+    assert events[2]["reason"].startswith("training on the fast engine")
 
     trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
     assert len(trials) == 1 and trials[0]["status"] == "completed"

@@ -284,6 +284,8 @@ def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any])
             break
         per_epoch = (time.monotonic() - started) / max(count, 1)
         limit = int(min(MAX_CHUNK, max(1, CHUNK_SECONDS / max(per_epoch, 1e-6))))
+    if all(r.cancelled for r in results):
+        return results  # nobody wants their weights: skip the final evaluation
     params = state["best_params"] if plan.restore_best else state["params"]
     stats = state["best_stats"] if plan.restore_best else state["stats"]
     val, train = final_metrics(plan, params, stats, cfgs, arrays)

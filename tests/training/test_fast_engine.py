@@ -1,0 +1,164 @@
+"""The fast engine (compiled JAX loop, vectorized populations) against the reference engine (model.fit)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.spec import resolve_spec
+from models.status import JobKind
+from models.tabular import parse_csv
+from tests.training.conftest import Collector, train
+from worker.training.engines import Run
+from worker.training.train import train_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def separable(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4,000 rows, 6 features, a noisy linear boundary: both engines should plateau at the same accuracy."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(4000, 6)) * np.array([1, 3, 10, 0.1, 1, 5])
+    logits = x @ np.array([1.0, -0.3, 0.1, 5.0, 0.0, 0.2]) + rng.normal(scale=0.3, size=4000)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]).assign(label=(logits > 0).astype(int))
+    path = tmp_path_factory.mktemp("fast") / "separable.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_fast_and_reference_engines_agree_on_small_data(separable: Path, tmp_path: Path) -> None:
+    """Same spec and seed: val accuracy within 1 point, stopping epoch within patience, same history keys."""
+    spec = {"training": {"epochs": 60, "early_stopping": {"patience": 5}}}
+    fast, fast_epochs = train(
+        separable, "label", spec | {"training": spec["training"] | {"engine": "fast"}}, tmp_path
+    )
+    ref, ref_epochs = train(
+        separable, "label", spec | {"training": spec["training"] | {"engine": "reference"}}, tmp_path
+    )
+    assert fast.engine is not None and fast.engine.engine == "fast"
+    assert ref.engine is not None and ref.engine.engine == "reference"
+    assert abs(fast.metrics["val_accuracy"] - ref.metrics["val_accuracy"]) <= 0.01
+    assert abs(fast.epochs_run - ref.epochs_run) <= 5
+    assert set(fast_epochs.epochs[0][1]) == set(ref_epochs.epochs[0][1])
+    assert set(fast_epochs.epochs[0][2]) == set(ref_epochs.epochs[0][2]) == {"dense_0", "dense_1", "output"}
+    assert set(fast.metrics) == set(ref.metrics)
+    # The saved file is the same kind of model: raw rows in, preprocessing inside, safe_mode loading.
+    model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    frame = pd.read_csv(separable).head(5)
+    rows = {f"f{i}": frame[f"f{i}"].to_numpy("float32").reshape(-1, 1) for i in range(6)}
+    assert model.predict(rows, verbose=0).shape == (5, 1)
+
+
+def test_early_stopping_restores_the_best_epoch_on_the_fast_engine(separable: Path, tmp_path: Path) -> None:
+    """Patience counts epochs without improvement; the kept weights are the best epoch's (val_loss)."""
+    spec = {
+        "training": {
+            "engine": "fast",
+            "epochs": 200,
+            "learning_rate": 0.05,
+            "early_stopping": {"patience": 3},
+        }
+    }
+    result, collected = train(separable, "label", spec, tmp_path)
+    losses = [values["val_loss"] for _, values, _ in collected.epochs]
+    best = int(np.argmin(losses))
+    assert result.epochs_run == best + 1 + 3 < 200
+    assert result.best_epoch == best + 1
+    assert result.metrics["val_loss"] == pytest.approx(losses[best], rel=1e-4)
+
+
+def _specs(csv: Path, target: str, specs: list[dict]) -> list:
+    columns = parse_csv(csv.read_bytes()).columns
+    return [resolve_spec(s, kind=JobKind.TRAIN, target=target, columns=columns) for s in specs]
+
+
+def test_each_member_of_a_population_trains_as_if_alone(data: dict[str, Path]) -> None:
+    """Padded to the widest and deepest member, each member's epochs match its own run alone."""
+    base = {"training": {"epochs": 6, "early_stopping": None}}
+    shapes = [
+        {"model": {"layers": [{"units": 8}]}},
+        {
+            "model": {"layers": [{"units": 24, "activation": "tanh"}] * 3},
+            "training": {"optimizer": "rmsprop"},
+        },
+        {"model": {"layers": [{"units": 16, "activation": "sigmoid"}] * 2}, "training": {"optimizer": "sgd"}},
+    ]
+    specs = _specs(
+        data["breast_cancer"],
+        "target",
+        [base | s | {"training": base["training"] | s.get("training", {})} for s in shapes],
+    )
+    together = [Collector() for _ in specs]
+    results = train_runs(
+        csv_path=data["breast_cancer"],
+        has_header=True,
+        target="target",
+        runs=[Run(s, c, None) for s, c in zip(specs, together, strict=True)],
+    )
+    for spec, collected, result in zip(specs, together, results, strict=True):
+        alone = Collector()
+        [single] = train_runs(
+            csv_path=data["breast_cancer"], has_header=True, target="target", runs=[Run(spec, alone, None)]
+        )
+        assert [e for e, _, _ in collected.epochs] == list(range(1, 7))
+        for (_, mine, grads), (_, own, own_grads) in zip(collected.epochs, alone.epochs, strict=True):
+            assert mine["val_loss"] == pytest.approx(own["val_loss"], rel=1e-3, abs=1e-5)
+            assert mine["loss"] == pytest.approx(own["loss"], rel=1e-3, abs=1e-5)
+            assert set(grads) == {f"dense_{i}" for i in range(len(spec.model.layers))} | {"output"}
+            assert grads == pytest.approx(own_grads, rel=1e-2, abs=1e-6)
+        assert result.metrics["val_accuracy"] == pytest.approx(single.metrics["val_accuracy"], abs=1e-6)
+    assert len({round(r.metrics["val_loss"], 6) for r in results}) == 3  # three different models
+
+
+def test_a_population_member_that_diverges_fails_alone(data: dict[str, Path]) -> None:
+    """A NaN loss fails that member with training_diverged; its neighbours in the program are unharmed."""
+    healthy = {"training": {"epochs": 4, "optimizer": "sgd", "learning_rate": 1e-4}}
+    broken = {
+        "training": {"epochs": 4, "optimizer": "sgd", "learning_rate": 5.0},
+        "preprocessing": {"normalization": "none"},
+    }
+    unscaled = {"preprocessing": {"normalization": "none"}} | {"training": healthy["training"]}
+    specs = _specs(data["diabetes"], "target", [unscaled, broken])
+    results = train_runs(
+        csv_path=data["diabetes"],
+        has_header=True,
+        target="target",
+        runs=[Run(s, Collector(), None) for s in specs],
+    )
+    assert results[0].failure is None and np.isfinite(results[0].metrics["val_loss"])
+    assert results[1].failure is not None and results[1].failure.code == "training_diverged"
+
+
+def test_the_fast_engine_runs_on_keras_jax_backend(data: dict[str, Path], tmp_path: Path) -> None:
+    """KERAS_BACKEND=jax (the GPU workers' backend) trains, saves and reloads the model on CPU."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(ROOT)!r})
+        import keras
+        assert keras.backend.backend() == "jax"
+        from tests.training.conftest import train
+        result, collected = train(Path({str(data["breast_cancer"])!r}), "target",
+                                  {{"training": {{"epochs": 5, "engine": "fast"}}}}, Path({str(tmp_path)!r}))
+        assert result.engine.engine == "fast" and len(collected.epochs) == 5
+        model = keras.saving.load_model(Path({str(tmp_path)!r}) / "model.keras", safe_mode=True)
+        print("VAL_ACCURACY", result.metrics["val_accuracy"])
+        """
+    )
+    env = os.environ | {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    accuracy = float(done.stdout.split("VAL_ACCURACY")[1])
+    assert accuracy >= 0.9
