@@ -2,14 +2,17 @@
 
 Same space (the request at the end of API.md), 10 trials, up to 50 epochs with early stopping on
 val_loss (patience 10, best weights restored), the guide's split (test_size 0.2, random_state 1).
-Prints trials/min and the best validation accuracy of each, in one run.
+Prints trials/min (min/median/max over ``--runs``) and the best validation accuracy of each, in one run.
+tuneforge's random search trains its trials as populations on the fast engine (one compiled, vectorized
+program per population); its compiled programs persist in the data folder's jax-cache between runs.
 
-    .venv/bin/python bench/search_vs_keras_tuner.py [--csv PATH] [--trials 10]
+    .venv/bin/python bench/search_vs_keras_tuner.py [--csv PATH] [--trials 10] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -94,16 +97,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--csv", type=Path, default=PIMA)
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     rows = {
-        "plain keras-tuner (1 process)": plain_keras_tuner(args.csv, trials=args.trials),
-        "tuneforge, 1 worker": through_service(args.csv, workers=1, trials=args.trials),
-        "tuneforge, 2 workers": through_service(args.csv, workers=2, trials=args.trials),
+        "plain keras-tuner (1 process)": [
+            plain_keras_tuner(args.csv, trials=args.trials) for _ in range(args.runs)
+        ]
     }
+    for workers in args.workers:
+        rows[f"tuneforge, {workers} worker(s)"] = [
+            through_service(args.csv, workers=workers, trials=args.trials) for _ in range(args.runs)
+        ]
     print(f"\nguide's full search on {args.csv.name}: {args.trials} trials, <= 50 epochs, early stopping")
-    print(f"{'runner':<32} {'seconds':>8} {'trials/min':>11} {'best val acc':>13}")
-    for name, (seconds, rate, best) in rows.items():
-        print(f"{name:<32} {seconds:8.1f} {rate:11.1f} {best:13.3f}")
+    print(f"{'runner':<32} {'trials/min min/median/max':>26} {'best val acc (median)':>22}")
+    for name, results in rows.items():
+        rates = [rate for _, rate, _ in results]
+        best = statistics.median(b for _, _, b in results)
+        spread = f"{min(rates):.1f}/{statistics.median(rates):.1f}/{max(rates):.1f}"
+        print(f"{name:<32} {spread:>26} {best:22.3f}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def separable(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_fast_and_reference_engines_agree_on_small_data(separable: Path, tmp_path: Path) -> None:
     """Same spec and seed: val accuracy within 1 point, stopping epoch within patience, same history keys."""
-    spec = {"training": {"epochs": 60, "early_stopping": {"patience": 5}}}
+    spec = {"training": {"epochs": 60, "early_stopping": {"patience": 5, "min_delta": 0.005}}}
     fast, fast_epochs = train(
         separable, "label", spec | {"training": spec["training"] | {"engine": "fast"}}, tmp_path
     )
@@ -104,10 +104,16 @@ def test_each_member_of_a_population_trains_as_if_alone(data: dict[str, Path]) -
         target="target",
         runs=[Run(s, c, None) for s, c in zip(specs, together, strict=True)],
     )
+    [filler] = _specs(data["breast_cancer"], "target", [base | {"model": {"layers": [{"units": 1}]}}])
     for spec, collected, result in zip(specs, together, results, strict=True):
+        # "Alone": beside a one-unit network only, so the program is padded to this member's own shape
+        # (a population of one would start from a Keras model's initialization instead).
         alone = Collector()
-        [single] = train_runs(
-            csv_path=data["breast_cancer"], has_header=True, target="target", runs=[Run(spec, alone, None)]
+        single, _ = train_runs(
+            csv_path=data["breast_cancer"],
+            has_header=True,
+            target="target",
+            runs=[Run(spec, alone, None), Run(filler, Collector(), None)],
         )
         assert [e for e, _, _ in collected.epochs] == list(range(1, 7))
         for (_, mine, grads), (_, own, own_grads) in zip(collected.epochs, alone.epochs, strict=True):

@@ -58,6 +58,7 @@ def test_empty_spec_resolves_to_the_documented_defaults() -> None:
         "epochs": 100,
         "batch_size": 32,
         "seed": 1,
+        "engine": "auto",
         "early_stopping": {
             "monitor": "val_loss",
             "patience": 10,

@@ -85,7 +85,7 @@ def _probe(plan: Plan, params, stats, cfg, data, key):
         p = dict(params, kernel=kernels[:-1], out_kernel=kernels[-1])
         raw, _, _ = forward(shape, p, stats, cfg, data["x_probe"], training=True, key=key)
         predicted = predictions(shape, raw, cfg)
-        return jnp.mean(row_losses(shape, predicted, data["y_probe"])) + penalty(shape, p, cfg)
+        return jnp.mean(row_losses(shape, raw, predicted, data["y_probe"])) + penalty(shape, p, cfg)
 
     grads = jax.grad(probe_loss)([*params["kernel"], params["out_kernel"]])
     raw_norms = jnp.stack([jnp.sqrt(jnp.sum(g * g)) for g in grads])
@@ -118,7 +118,7 @@ def _epoch(plan: Plan, member, cfg, data):
         def loss_fn(p):
             raw, new_stats, _ = forward(shape, p, stats, cfg, x, training=True, key=key, weights=w)
             predicted = predictions(shape, raw, cfg)
-            loss = jnp.sum(w * row_losses(shape, predicted, y)) / jnp.sum(w) + penalty(shape, p, cfg)
+            loss = jnp.sum(w * row_losses(shape, raw, predicted, y)) / jnp.sum(w) + penalty(shape, p, cfg)
             return loss, (predicted, new_stats)
 
         (loss, (predicted, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped to it in the losses
+EPSILON = 1e-7  # Keras' backend epsilon (AUC's outer thresholds)
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
 AUC_THRESHOLDS = 200
@@ -83,7 +83,7 @@ def forward(
     h = x
     new_stats: dict[str, Any] = {"mean": [], "var": []}
     hidden = []
-    keys = jax.random.split(key, max(shape.depth, 1)) if key is not None else None
+
     for i in range(shape.depth):
         z = h @ params["kernel"][i] + params["bias"][i]
         if shape.batch_norm:
@@ -97,9 +97,10 @@ def forward(
                 mean, var = stats["mean"][i], stats["var"][i]
             z = (z - mean) / jnp.sqrt(var + BN_EPSILON) * params["gamma"][i] + params["beta"][i]
         a = _activate(shape, z, cfg["activation"][i]) * cfg["units"][i]
-        if training and keys is not None:
+        if training and key is not None:
             rate = cfg["dropout"][i]
-            keep = jax.random.bernoulli(keys[i], 1.0 - rate, a.shape)
+            # fold_in, not split(depth): a member's masks must not depend on how deep its program is padded.
+            keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - rate, a.shape)
             a = jnp.where(keep, a / (1.0 - rate), 0.0)
         hidden.append(a)
         h = a if i == 0 else jnp.where(cfg["active"][i], a, h)
@@ -117,14 +118,15 @@ def predictions(shape: Shape, raw: jax.Array, cfg: dict[str, Any]) -> jax.Array:
     return raw[:, 0] * cfg["target_std"] + cfg["target_mean"]
 
 
-def row_losses(shape: Shape, predicted: jax.Array, y: jax.Array) -> jax.Array:
-    """Per-row loss as Keras computes it from the model's output (probabilities clipped to epsilon)."""
+def row_losses(shape: Shape, raw: jax.Array, predicted: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-row loss as Keras' TensorFlow backend computes it: from the logits behind a sigmoid or
+    softmax output (so a saturated unit still has a gradient), squared error for regression."""
     if shape.task == "binary":
-        p = jnp.clip(predicted, EPSILON, 1.0 - EPSILON)
-        return -(y * jnp.log(p) + (1.0 - y) * jnp.log(1.0 - p))
+        z = raw[:, 0]
+        return -(y * jax.nn.log_sigmoid(z) + (1.0 - y) * jax.nn.log_sigmoid(-z))
     if shape.task == "multiclass":
-        p = jnp.clip(predicted, EPSILON, 1.0 - EPSILON)
-        return -jnp.log(jnp.take_along_axis(p, y[:, None].astype(jnp.int32), axis=1)[:, 0])
+        log_p = jax.nn.log_softmax(raw, axis=-1)
+        return -jnp.take_along_axis(log_p, y[:, None].astype(jnp.int32), axis=1)[:, 0]
     return (predicted - y) ** 2
 
 
@@ -207,6 +209,6 @@ def evaluate(
     """Inference-mode metrics on a whole split (as ``model.evaluate``: loss includes the penalty)."""
     raw, _, _ = forward(shape, params, stats, cfg, x, training=False)
     predicted = predictions(shape, raw, cfg)
-    loss = jnp.mean(row_losses(shape, predicted, y)) + penalty(shape, params, cfg)
+    loss = jnp.mean(row_losses(shape, raw, predicted, y)) + penalty(shape, params, cfg)
     w = jnp.ones(y.shape[0])
     return read_totals(shape, add_totals(shape, empty_totals(shape), loss, predicted, y, w))

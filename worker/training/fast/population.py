@@ -42,6 +42,8 @@ class Member:
 
     spec: JobSpec
     reporter: Reporter
+    # Starting weights per Keras layer name (a Keras model's own initialization); None: drawn here.
+    initial: dict[str, list[np.ndarray]] | None = None
 
 
 @dataclass
@@ -146,10 +148,12 @@ def _config(plan: Plan, spec: JobSpec, data: Matrices) -> dict[str, Any]:
     }
 
 
-def _init_params(plan: Plan, spec: JobSpec, key: jax.Array) -> dict[str, Any]:
+def _init_params(plan: Plan, member: Member, key: jax.Array) -> dict[str, Any]:
     """The member's own initial weights (its true fan-in/fan-out), placed in zero padding."""
+    spec = member.spec
     shape, layers = plan.shape, spec.model.layers
-    keys = jax.random.split(key, shape.depth + 1)
+    # Keys per the member's own depth, so its draws do not depend on the program's padded depth.
+    keys = jax.random.split(key, len(layers) + 1)
     kernels, biases = [], []
     fan_in = shape.n_features
     for i in range(shape.depth):
@@ -173,12 +177,20 @@ def _init_params(plan: Plan, spec: JobSpec, key: jax.Array) -> dict[str, Any]:
     if shape.batch_norm:
         params["gamma"] = [np.ones(shape.width, np.float32) for _ in range(shape.depth)]
         params["beta"] = [np.zeros(shape.width, np.float32) for _ in range(shape.depth)]
+    if member.initial is not None:
+        for i in range(len(layers)):
+            kernel, bias = member.initial[f"dense_{i}"]
+            params["kernel"][i][: kernel.shape[0], : kernel.shape[1]] = kernel
+            params["bias"][i][: bias.shape[0]] = bias
+        kernel, bias = member.initial["output"]
+        params["out_kernel"][: kernel.shape[0]] = kernel
+        params["out_bias"][:] = bias
     return params
 
 
-def _initial_state(plan: Plan, spec: JobSpec, cfg: dict[str, Any]) -> dict[str, Any]:
-    key, rng = jax.random.split(jax.random.key(spec.training.seed))
-    params = _init_params(plan, spec, key)
+def _initial_state(plan: Plan, member: Member, cfg: dict[str, Any]) -> dict[str, Any]:
+    key, rng = jax.random.split(jax.random.key(member.spec.training.seed))
+    params = _init_params(plan, member, key)
     depth, width = plan.shape.depth, plan.shape.width
     stats = (
         {"mean": [np.zeros(width, np.float32)] * depth, "var": [np.ones(width, np.float32)] * depth}
@@ -267,7 +279,7 @@ def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any])
     plan = _plan(members, data)
     cfg_list = [_config(plan, m.spec, data) for m in members]
     cfgs = _stack(cfg_list)
-    state = _stack([_initial_state(plan, m.spec, c) for m, c in zip(members, cfg_list, strict=True)])
+    state = _stack([_initial_state(plan, m, c) for m, c in zip(members, cfg_list, strict=True)])
     results = [MemberResult() for _ in members]
     limit = 1
     while True:

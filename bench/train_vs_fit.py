@@ -1,0 +1,138 @@
+"""One train job of the guide's 10-10-1 network: the fast engine vs a plain model.fit script, same run.
+
+Pima, 100 epochs, batch 32, Adam, early stopping off (so both run every epoch); then a generated
+500,000-row, 20-column binary dataset for 3 epochs. Each side runs ``--runs`` times; prints
+min/median/max seconds and the speed-up. The fast side trains through the worker's own code
+(``worker.training.train.run_training``, warm process), the plain side is what a user writes.
+
+    .venv/bin/python bench/train_vs_fit.py [--runs 3] [--big-rows 500000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+PIMA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pima-indians-diabetes.csv"
+
+
+def plain_fit(csv: Path, target: str, epochs: int) -> tuple[float, float]:
+    """(seconds, val accuracy) of the guide's script: StandardScaler, 10-10-1, model.fit."""
+    import keras
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    started = time.monotonic()
+    frame = pd.read_csv(csv)
+    x, y = frame.drop(columns=target).to_numpy("float32"), frame[target].to_numpy()
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.2, random_state=1, stratify=y)
+    scaler = StandardScaler().fit(x_train)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(x.shape[1],)),
+            keras.layers.Dense(10, activation="relu", kernel_initializer="he_normal"),
+            keras.layers.Dense(10, activation="relu", kernel_initializer="he_normal"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", keras.metrics.AUC()])
+    history = model.fit(
+        scaler.transform(x_train),
+        y_train,
+        validation_data=(scaler.transform(x_val), y_val),
+        epochs=epochs,
+        batch_size=32,
+        verbose=0,
+    )
+    return time.monotonic() - started, float(history.history["val_accuracy"][-1])
+
+
+def fast_engine(csv: Path, target: str, epochs: int) -> tuple[float, float]:
+    """(seconds, val accuracy) of tuneforge's worker code on the same job, model file saved."""
+    from models.spec import resolve_spec
+    from models.status import JobKind
+    from models.tabular import parse_csv
+    from worker.training.train import run_training
+
+    class Quiet:
+        def on_epoch(self, *args: object) -> None: ...
+        def on_epochs(self, *args: object) -> None: ...
+        def should_stop(self) -> bool:
+            return False
+
+    started = time.monotonic()
+    table = parse_csv(csv.read_bytes())
+    spec = resolve_spec(
+        {"training": {"epochs": epochs, "early_stopping": None}},
+        kind=JobKind.TRAIN,
+        target=target,
+        columns=table.columns,
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        result = run_training(
+            csv_path=csv,
+            has_header=True,
+            target=target,
+            spec=spec,
+            reporter=Quiet(),
+            model_path=Path(folder) / "m.keras",
+        )
+    return time.monotonic() - started, float(result.metrics["val_accuracy"])
+
+
+def big_csv(rows: int, folder: Path) -> Path:
+    """A generated binary dataset: 20 numeric columns, a noisy linear boundary."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 20)).astype("float32")
+    y = (x @ rng.normal(size=20) + rng.normal(size=rows) > 0).astype(int)
+    path = folder / "big.csv"
+    pd.DataFrame(x, columns=[f"x{i}" for i in range(20)]).assign(label=y).to_csv(path, index=False)
+    return path
+
+
+def compare(name: str, csv: Path, target: str, epochs: int, runs: int) -> None:
+    """Run both sides ``runs`` times and print the table."""
+    rows = {"plain model.fit": [plain_fit(csv, target, epochs) for _ in range(runs)]}
+    rows["tuneforge fast engine"] = [fast_engine(csv, target, epochs) for _ in range(runs)]
+    print(f"\n{name}: 10-10-1, {epochs} epochs, batch 32 ({runs} runs each; first fast run includes compile)")
+    print(f"{'runner':<24} {'min s':>7} {'median s':>9} {'max s':>7} {'val acc':>8}")
+    for runner, results in rows.items():
+        seconds = [s for s, _ in results]
+        print(
+            f"{runner:<24} {min(seconds):7.2f} {statistics.median(seconds):9.2f} {max(seconds):7.2f} "
+            f"{results[-1][1]:8.3f}"
+        )
+    ratio = statistics.median(s for s, _ in rows["plain model.fit"]) / statistics.median(
+        s for s, _ in rows["tuneforge fast engine"]
+    )
+    print(f"speed-up (median): {ratio:.1f}x")
+
+
+def main() -> None:
+    """Pima, then the generated large dataset."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--big-rows", type=int, default=500_000)
+    args = parser.parse_args()
+    compare("Pima (614 training rows)", PIMA, "Outcome", 100, args.runs)
+    if args.big_rows:
+        with tempfile.TemporaryDirectory() as folder:
+            compare(
+                f"generated ({args.big_rows:,} rows)",
+                big_csv(args.big_rows, Path(folder)),
+                "label",
+                3,
+                args.runs,
+            )
+
+
+if __name__ == "__main__":
+    main()
