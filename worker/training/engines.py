@@ -44,10 +44,16 @@ class Run:
 
 def features_matrix(preprocessor, inputs, *, batch_rows: int = 65536) -> np.ndarray:
     """The preprocessing model's output for every row, called in large slices (predict's loop is slow)."""
+    import keras
+
+    # A direct call takes tensors only (string columns already are): numbers become tensors too.
+    tensors = {
+        k: keras.ops.convert_to_tensor(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()
+    }
     rows = len(next(iter(inputs.values())))
     parts = [
         np.asarray(
-            preprocessor({k: v[start : start + batch_rows] for k, v in inputs.items()}, training=False)
+            preprocessor({k: v[start : start + batch_rows] for k, v in tensors.items()}, training=False)
         )
         for start in range(0, rows, batch_rows)
     ]
