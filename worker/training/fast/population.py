@@ -15,6 +15,7 @@ import numpy as np
 from models.spec import JobSpec
 from worker.training.builder import initializer_for
 from worker.training.diagnostics import Measurement
+from worker.training.fast.buckets import split_by_shape
 from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, init_optimizer, run_chunk
 from worker.training.fast.network import Shape
 from worker.training.reporting import Reporter
@@ -330,11 +331,16 @@ def device_arrays(data: Matrices, probe_rows: int) -> dict[str, Any]:
 def train_population(members: list[Member], data: Matrices, *, probe_rows: int) -> list[MemberResult]:
     """Train every member on the same data; results in the members' order."""
     arrays = device_arrays(data, probe_rows)
-    buckets: dict[tuple[Any, ...], list[int]] = {}
+    keyed: dict[tuple[Any, ...], list[int]] = {}
     for index, member in enumerate(members):
-        buckets.setdefault(_bucket_key(member.spec), []).append(index)
+        keyed.setdefault(_bucket_key(member.spec), []).append(index)
+    buckets = [
+        [same[i] for i in group]
+        for same in keyed.values()
+        for group in split_by_shape([members[i].spec for i in same], data.x_train.shape[1])
+    ]
     results: list[MemberResult | None] = [None] * len(members)
-    for indices in buckets.values():
+    for indices in buckets:
         for index, result in zip(
             indices, _train_bucket([members[i] for i in indices], data, arrays), strict=True
         ):
