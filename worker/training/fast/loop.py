@@ -59,9 +59,34 @@ def _optimizers(plan: Plan, cfg: dict[str, Any]) -> list[optax.GradientTransform
     ]
 
 
-def init_optimizer(plan: Plan, cfg: dict[str, Any], params: Any) -> tuple[Any, ...]:
-    """One state per optimizer of the bucket (only the member's own is ever used)."""
-    return tuple(tx.init(params) for tx in _optimizers(plan, cfg))
+@partial(jax.jit, static_argnums=0)
+def start_members(plan: Plan, params: Any, cfgs: dict[str, Any], seeds: jax.Array) -> dict[str, Any]:
+    """Every member's training state from its initial weights: optimizer state, RNG, early stopping."""
+    depth, width = plan.shape.depth, plan.shape.width
+
+    def one(p, cfg, seed):
+        stats = (
+            {"mean": [jnp.zeros(width)] * depth, "var": [jnp.ones(width)] * depth}
+            if plan.shape.batch_norm
+            else {"mean": [], "var": []}
+        )
+        return {
+            "params": p,
+            "stats": stats,
+            # One state per optimizer of the program (only the member's own is ever used).
+            "opt_state": tuple(tx.init(p) for tx in _optimizers(plan, cfg)),
+            "rng": jax.random.key_data(jax.random.split(jax.random.key(seed))[1]),
+            "epoch": jnp.int32(0),
+            "best": jnp.float32(-jnp.inf if plan.maximize else jnp.inf),
+            "best_epoch": jnp.int32(0),
+            "wait": jnp.int32(0),
+            "best_params": p,
+            "best_stats": stats,
+            "stopped": jnp.bool_(False),
+            "diverged": jnp.bool_(False),
+        }
+
+    return jax.vmap(one)(params, cfgs, seeds)
 
 
 def _update(plan: Plan, cfg: dict[str, Any], grads: Any, state: tuple[Any, ...], params: Any):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,8 @@ from models.spec import JobSpec
 from worker.training.builder import initializer_for
 from worker.training.diagnostics import Measurement
 from worker.training.fast.buckets import split_by_shape
-from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, init_optimizer, run_chunk
+from worker.training.fast.initializers import draw
+from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, run_chunk, start_members
 from worker.training.fast.network import Shape
 from worker.training.reporting import Reporter
 
@@ -57,21 +57,6 @@ class MemberResult:
     weights: dict[str, list[np.ndarray]] = field(default_factory=dict)
     diverged_at: int | None = None
     cancelled: bool = False
-
-
-def _initializer(name: str) -> Callable[..., jax.Array]:
-    init = jax.nn.initializers
-    table = {
-        "he_normal": init.he_normal(),
-        "he_uniform": init.he_uniform(),
-        "glorot_uniform": init.glorot_uniform(),
-        "glorot_normal": init.glorot_normal(),
-        "random_normal": init.normal(0.05),  # Keras' RandomNormal stddev
-        "zeros": init.zeros,
-    }
-    if name == "random_uniform":  # Keras' RandomUniform(-0.05, 0.05)
-        return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -0.05, 0.05)
-    return table[name]
 
 
 def _bucket_key(spec: JobSpec) -> tuple[Any, ...]:
@@ -149,26 +134,26 @@ def _config(plan: Plan, spec: JobSpec, data: Matrices) -> dict[str, Any]:
     }
 
 
-def _init_params(plan: Plan, member: Member, key: jax.Array) -> dict[str, Any]:
+def _init_params(plan: Plan, member: Member) -> dict[str, Any]:
     """The member's own initial weights (its true fan-in/fan-out), placed in zero padding."""
     spec = member.spec
     shape, layers = plan.shape, spec.model.layers
-    # Keys per the member's own depth, so its draws do not depend on the program's padded depth.
-    keys = jax.random.split(key, len(layers) + 1)
+    seed = spec.training.seed
     kernels, biases = [], []
     fan_in = shape.n_features
     for i in range(shape.depth):
         padded = np.zeros((shape.n_features if i == 0 else shape.width, shape.width), np.float32)
         if i < len(layers):
-            init = _initializer(initializer_for(spec.model.initializer, layers[i].activation))
-            padded[:fan_in, : layers[i].units] = np.asarray(
-                init(keys[i], (fan_in, layers[i].units), jnp.float32)
+            # One stream per (seed, layer): a member's draws do not depend on its program's padding.
+            name = initializer_for(spec.model.initializer, layers[i].activation)
+            padded[:fan_in, : layers[i].units] = draw(
+                name, (fan_in, layers[i].units), np.random.default_rng([seed, i])
             )
             fan_in = layers[i].units
         kernels.append(padded)
         biases.append(np.zeros(shape.width, np.float32))
     out = np.zeros((shape.width if shape.depth else shape.n_features, shape.n_outputs), np.float32)
-    out[:fan_in] = np.asarray(jax.nn.initializers.glorot_uniform()(keys[-1], (fan_in, shape.n_outputs)))
+    out[:fan_in] = draw("glorot_uniform", (fan_in, shape.n_outputs), np.random.default_rng([seed, 1_000_000]))
     params: dict[str, Any] = {
         "kernel": kernels,
         "bias": biases,
@@ -189,33 +174,8 @@ def _init_params(plan: Plan, member: Member, key: jax.Array) -> dict[str, Any]:
     return params
 
 
-def _initial_state(plan: Plan, member: Member, cfg: dict[str, Any]) -> dict[str, Any]:
-    key, rng = jax.random.split(jax.random.key(member.spec.training.seed))
-    params = _init_params(plan, member, key)
-    depth, width = plan.shape.depth, plan.shape.width
-    stats = (
-        {"mean": [np.zeros(width, np.float32)] * depth, "var": [np.ones(width, np.float32)] * depth}
-        if plan.shape.batch_norm
-        else {"mean": [], "var": []}
-    )
-    return {
-        "params": params,
-        "stats": stats,
-        "opt_state": init_optimizer(plan, cfg, params),
-        "rng": jax.random.key_data(rng),
-        "epoch": np.int32(0),
-        "best": np.float32(-math.inf if plan.maximize else math.inf),
-        "best_epoch": np.int32(0),
-        "wait": np.int32(0),
-        "best_params": params,
-        "best_stats": stats,
-        "stopped": np.bool_(False),
-        "diverged": np.bool_(False),
-    }
-
-
 def _stack(trees: list[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *leaves: jnp.stack([jnp.asarray(x) for x in leaves]), *trees)
+    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
 
 
 def _unpadded(
@@ -280,7 +240,8 @@ def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any])
     plan = _plan(members, data)
     cfg_list = [_config(plan, m.spec, data) for m in members]
     cfgs = _stack(cfg_list)
-    state = _stack([_initial_state(plan, m, c) for m, c in zip(members, cfg_list, strict=True)])
+    seeds = np.array([m.spec.training.seed for m in members], np.uint32)
+    state = start_members(plan, _stack([_init_params(plan, m) for m in members]), cfgs, seeds)
     results = [MemberResult() for _ in members]
     limit = 1
     while True:
@@ -299,8 +260,11 @@ def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any])
         limit = int(min(MAX_CHUNK, max(1, CHUNK_SECONDS / max(per_epoch, 1e-6))))
     if all(r.cancelled for r in results):
         return results  # nobody wants their weights: skip the final evaluation
-    params = state["best_params"] if plan.restore_best else state["params"]
-    stats = state["best_stats"] if plan.restore_best else state["stats"]
+    # To host once: slicing device arrays per member would compile a slice per shape.
+    params = jax.tree_util.tree_map(
+        np.asarray, state["best_params"] if plan.restore_best else state["params"]
+    )
+    stats = jax.tree_util.tree_map(np.asarray, state["best_stats"] if plan.restore_best else state["stats"])
     val, train = final_metrics(plan, params, stats, cfgs, arrays)
     names = plan.shape.metric_names()[: len(plan.shape.metric_names()) // 2]
     y_var = {"val_": float(np.var(data.y_val)), "": float(np.var(data.y_train))}
