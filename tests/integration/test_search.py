@@ -60,6 +60,16 @@ def test_the_guides_full_search_runs_on_two_workers(
         for t in trials
     )
     assert job["progress"]["trials_done"] == 10
+    # Two populations of five (max_concurrent_trials 2), one per worker, each trained as one program;
+    # every trial still has its own per-epoch series, diagnostics and engine.
+    notes = [e["reason"] for e in client.get(f"/v1/jobs/{job['id']}/events").json() if e["from"] == e["to"]]
+    assert sum("together as one population of 5 on the fast engine" in n for n in notes) == 2, notes
+    for trial in trials:
+        series = client.get(f"/v1/jobs/{job['id']}/metrics", params={"trial": trial["number"]}).json()
+        assert [row["epoch"] for row in series] == list(range(1, trial["metrics"]["epochs_run"] + 1))
+        assert len(series[0]["grad_norms"]) == trial["hyperparameters"]["num_layers"] + 1
+        assert trial["metrics"]["engine"] == "fast" and "flags" in trial["diagnostics"]
+    assert len({t["score"] for t in trials}) > 1
     best = max(trials, key=lambda t: t["score"])
     assert job["best"]["trial_id"] == best["id"] and job["best"]["score"] == best["score"]
     assert job["best"]["score"] >= 0.9

@@ -27,6 +27,8 @@ def input_names(columns: list[str]) -> dict[str, str]:
 
 
 def _numeric(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(values.dtype):  # already parsed (the stored CSV): no per-cell work
+        return values.astype("float32").to_numpy().reshape(-1, 1)
     cleaned = values.map(lambda v: None if isinstance(v, str) and v.strip() in MISSING_TOKENS else v)
     return pd.to_numeric(cleaned, errors="coerce").astype("float32").to_numpy().reshape(-1, 1)
 
