@@ -35,7 +35,7 @@ def main() -> None:
             "spec": guide_search(30, 1),
         }
         job = client.post("/v1/jobs", json=body).json()
-        url, headers = f"{client.base_url}v1/jobs/{job['id']}", dict(client.headers)
+        url, headers = f"{str(client.base_url).rstrip('/')}/v1/jobs/{job['id']}", dict(client.headers)
         latencies: list[float] = []
         errors = [0]
         lock = threading.Lock()
@@ -59,6 +59,8 @@ def main() -> None:
         for thread in threads:
             thread.join()
         status = client.get(f"/v1/jobs/{job['id']}").json()["status"]
+        client.post(f"/v1/jobs/{job['id']}/cancel")  # so the worker stops promptly at teardown
+        time.sleep(5)
     cuts = statistics.quantiles(latencies, n=100)
     print(f"\nGET /v1/jobs/{{id}}, {args.clients} clients, {args.seconds:.0f} s, search {status} meanwhile")
     print(f"requests/s {len(latencies) / args.seconds:.0f}  errors {errors[0]}")
