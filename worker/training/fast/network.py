@@ -56,11 +56,6 @@ class Shape:
         return names + tuple(f"val_{n}" for n in names)
 
 
-def layer_inputs(shape: Shape, index: int) -> int:
-    """Padded input width of hidden layer ``index``."""
-    return shape.n_features if index == 0 else shape.width
-
-
 def _activate(shape: Shape, z: jax.Array, which: jax.Array) -> jax.Array:
     if len(shape.activations) == 1:
         return ACTIVATIONS[shape.activations[0]](z)

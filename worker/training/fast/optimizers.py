@@ -10,17 +10,17 @@ import optax
 KERAS_EPSILON = 1e-7
 
 
+def _clip_by_norm(grad: jax.Array, max_norm: float | jax.Array) -> jax.Array:
+    norm = jnp.sqrt(jnp.sum(grad * grad))
+    return grad * jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-30))
+
+
 def clip_each_by_norm(max_norm: float | jax.Array) -> optax.GradientTransformation:
     """Keras' ``clipnorm``: every gradient tensor is rescaled to at most ``max_norm`` on its own."""
 
     def clip(updates, state, params=None):
         del params
-
-        def one(g):
-            norm = jnp.sqrt(jnp.sum(g * g))
-            return g * jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-30))
-
-        return jax.tree_util.tree_map(one, updates), state
+        return jax.tree_util.tree_map(lambda g: _clip_by_norm(g, max_norm), updates), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), clip)
 
@@ -57,8 +57,7 @@ def applied_gradient(
 ) -> jax.Array:
     """One kernel's gradient as the optimizer applies it (after Keras' clipping), for diagnostics."""
     if clipnorm is not None:
-        norm = jnp.sqrt(jnp.sum(grad * grad))
-        grad = grad * jnp.minimum(1.0, clipnorm / jnp.maximum(norm, 1e-30))
+        grad = _clip_by_norm(grad, clipnorm)
     if clipvalue is not None:
         grad = jnp.clip(grad, -clipvalue, clipvalue)
     return grad
