@@ -92,6 +92,11 @@ class EarlyStoppingSpec(_Strict):
     min_delta: float = Field(0.0, ge=0.0)
     restore_best_weights: bool = True
 
+    @property
+    def maximize(self) -> bool:
+        """Accuracy and AUC improve upwards; losses and errors downwards."""
+        return "accuracy" in self.monitor or "auc" in self.monitor
+
 
 class TrainingSpec(_Strict):
     """Optimizer, clipping, epochs and early stopping."""

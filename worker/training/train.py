@@ -101,12 +101,10 @@ def best_epoch_of(history: list[dict[str, float]], spec: JobSpec) -> int:
     stopping = spec.training.early_stopping
     if not history or stopping is None or not stopping.restore_best_weights:
         return len(history)
-    monitor = stopping.monitor
-    values = [h.get(monitor, float("nan")) for h in history]
+    values = [h.get(stopping.monitor, float("nan")) for h in history]
     if all(np.isnan(v) for v in values):
         return len(history)
-    maximize = "accuracy" in monitor or "auc" in monitor
-    pick = np.nanargmax if maximize else np.nanargmin
+    pick = np.nanargmax if stopping.maximize else np.nanargmin
     return int(pick(values)) + 1
 
 
@@ -153,7 +151,7 @@ def _train_reference(run: RunData, spec: JobSpec, reporter: Reporter, model_path
                 patience=stopping.patience,
                 min_delta=stopping.min_delta,
                 restore_best_weights=stopping.restore_best_weights,
-                mode="max" if ("accuracy" in stopping.monitor or "auc" in stopping.monitor) else "min",
+                mode="max" if stopping.maximize else "min",
             )
         )
     model.fit(

@@ -96,7 +96,7 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
         batch_size=spec.training.batch_size,
         n_train=data.x_train.shape[0],
         monitor=monitor,
-        maximize=bool(stopping and ("accuracy" in stopping.monitor or "auc" in stopping.monitor)),
+        maximize=bool(stopping and stopping.maximize),
         restore_best=bool(stopping and stopping.restore_best_weights and monitor is not None),
     )
 
