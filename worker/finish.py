@@ -60,7 +60,6 @@ def finish_succeeded(
     """Register the model, close the trial and move the job to succeeded (or cancelled if asked)."""
     assert recorder.trial_id is not None and result.sha256 is not None
     storage_key = f"models/{model_id}.keras"
-    best_metrics = result.history[result.best_epoch - 1] if result.history else {}
     objective = "val_loss"
     score = result.metrics.get(objective)
     with session_scope(rt.sessions) as session:
@@ -81,16 +80,11 @@ def finish_succeeded(
                 size_bytes=model_path.stat().st_size,
             )
         )
-        metrics = {
-            "final": result.metrics,
-            "best_epoch": {"epoch": result.best_epoch, **best_metrics},
-            "epochs_run": result.epochs_run,
-        }
         TrialStore(session).finish(
             recorder.trial_id,
             status=TrialStatus.COMPLETED,
             score=score,
-            metrics=metrics,
+            metrics=result.trial_metrics(),
             diagnostics=result.diagnostics,
         )
         jobs.set_progress(job.id, trials_done=1)

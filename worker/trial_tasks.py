@@ -223,13 +223,7 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
             continue  # cancelled or lease lost while the last chunk ran: the trial is no longer ours
         if trial is winner:
             _save_best(rt, trial.trial_id, best)
-        metrics = {
-            "final": best.metrics,
-            "best_epoch": {
-                "epoch": best.best_epoch,
-                **(best.history[best.best_epoch - 1] if best.history else {}),
-            },
-            "epochs_run": best.epochs_run,
+        metrics = best.trial_metrics() | {
             "engine": best.engine.engine if best.engine else None,
             "executions": [
                 {"score": score_of(r.metrics, objective), "epochs_run": r.epochs_run}

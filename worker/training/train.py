@@ -44,6 +44,15 @@ class TrainResult:
     # For a run trained without a model path: writes its model to a path, returns the file's sha256.
     save: Callable[[Path], str] | None = field(default=None, repr=False)
 
+    def trial_metrics(self) -> dict[str, Any]:
+        """The trial row's metrics: final scores, the kept epoch's readings, epochs run."""
+        kept = self.history[self.best_epoch - 1] if self.history else {}
+        return {
+            "final": self.metrics,
+            "best_epoch": {"epoch": self.best_epoch, **kept},
+            "epochs_run": self.epochs_run,
+        }
+
 
 @dataclass
 class RunData:
