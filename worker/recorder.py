@@ -135,11 +135,9 @@ class TrialRecorder(Recorder):
                     self.trial_id, status=TrialStatus.STOPPED, error="cancelled", only_running=True
                 )
             # The step runs here, not as a task: this worker's only process may be the one training.
-            from worker.coordinator import step_once
+            from worker.trial_tasks import advance
 
-            for _ in range(5):
-                if step_once(self.rt, self.job_id) is not None:
-                    break
+            advance(self.rt, self.job_id)
 
     def _renew(self, session: Session) -> JobStatus | None:
         assert self.trial_id is not None
