@@ -215,19 +215,22 @@ def train_runs(*, csv_path: Path, has_header: bool, target: str, runs: list[Run]
     """Train runs (fast ones as populations sharing their data, the rest with model.fit); results in order."""
     groups: dict[str, list[int]] = {}
     results: list[TrainResult | None] = [None] * len(runs)
+    choices = [choose_engine(run.spec) for run in runs]
     for index, run in enumerate(runs):
-        if choose_engine(run.spec).engine == "fast":
+        if choices[index].engine == "fast":
             groups.setdefault(_data_key(run.spec), []).append(index)
         else:
-            results[index] = _reference_run(csv_path, has_header, target, run)
+            results[index] = _reference_run(csv_path, has_header, target, run, choices[index])
     for indices in groups.values():
-        members = [runs[i] for i in indices]
+        members = [(runs[i], choices[i]) for i in indices]
         for index, result in zip(indices, _train_group(csv_path, has_header, target, members), strict=True):
             results[index] = result
     return [r for r in results if r is not None]
 
 
-def _reference_run(csv_path: Path, has_header: bool, target: str, run: Run) -> TrainResult:
+def _reference_run(
+    csv_path: Path, has_header: bool, target: str, run: Run, choice: EngineChoice
+) -> TrainResult:
     path = run.model_path or Path(tempfile.mkstemp(prefix="tuneforge-run-", suffix=".keras")[1])
     try:
         result = run_training(
@@ -239,7 +242,7 @@ def _reference_run(csv_path: Path, has_header: bool, target: str, run: Run) -> T
             model_path=path,
         )
     except TrainingFailed as exc:
-        return TrainResult(run.spec.task, {}, {}, 0, 0, failure=exc, engine=choose_engine(run.spec))
+        return TrainResult(run.spec.task, {}, {}, 0, 0, failure=exc, engine=choice)
     if run.model_path is None and result.sha256 is not None:
         sha = result.sha256
         result.save = lambda destination: (shutil.move(path, destination), sha)[1]
@@ -247,9 +250,12 @@ def _reference_run(csv_path: Path, has_header: bool, target: str, run: Run) -> T
     return result
 
 
-def _train_group(csv_path: Path, has_header: bool, target: str, runs: list[Run]) -> list[TrainResult]:
+def _train_group(
+    csv_path: Path, has_header: bool, target: str, chosen: list[tuple[Run, EngineChoice]]
+) -> list[TrainResult]:
     from worker.training.fast.population import Matrices, Member, train_population
 
+    runs = [run for run, _ in chosen]
     base = runs[0].spec
     # No gc pass here (it costs a quarter second per run): the fast engine builds only small Keras graphs.
     keras.backend.clear_session(free_memory=False)
@@ -274,7 +280,9 @@ def _train_group(csv_path: Path, has_header: bool, target: str, runs: list[Run])
         members[0].initial = _dense_weights(model)
     trained = train_population(members, matrices, probe_rows=PROBE_ROWS)
     rows = {"train_rows": len(run.data.y_train), "val_rows": len(run.data.y_val)}
-    return [_fast_result(run, r, t, rows, model) for r, t in zip(runs, trained, strict=True)]
+    return [
+        _fast_result(run, r, choice, t, rows, model) for (r, choice), t in zip(chosen, trained, strict=True)
+    ]
 
 
 def _dense_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
@@ -283,10 +291,14 @@ def _dense_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
 
 
 def _fast_result(
-    run: RunData, spec_run: Run, trained: Any, rows: dict[str, int], model: keras.Model | None
+    run: RunData,
+    spec_run: Run,
+    choice: EngineChoice,
+    trained: Any,
+    rows: dict[str, int],
+    model: keras.Model | None,
 ) -> TrainResult:
     spec = spec_run.spec
-    choice = choose_engine(spec)
     diagnostics = analyze(
         history=trained.history, measurements=trained.measurements, schema=run.schema, spec=spec
     )
