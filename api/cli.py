@@ -31,7 +31,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # finally block stop the worker instead of orphaning it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+        if settings.api_workers > 1:
+            # Several processes need an import string; each builds its app from the same TUNEFORGE_* env.
+            uvicorn.run(
+                "api.main:create_app",
+                factory=True,
+                workers=settings.api_workers,
+                host=args.host,
+                port=args.port,
+                log_level="warning",
+            )
+        else:
+            uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     finally:
         embedded.stop_workers(workers)
     return 0

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.key_cache import KeyCache
 from api.queue import JobQueue
 from models.errors import Unauthenticated
 from models.settings import Settings
@@ -19,7 +21,16 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 def get_session(request: Request) -> Iterator[Session]:
     """A session for one request; services commit, anything left over is rolled back."""
+    # A sync generator: FastAPI closes it on its own limiter, so a full threadpool cannot
+    # deadlock against requests waiting for the connections those sessions hold.
     factory: sessionmaker[Session] = request.app.state.sessions
+    with factory() as session:
+        yield session
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session for routes that only read: autocommit, so no BEGIN/ROLLBACK round trips."""
+    factory: sessionmaker[Session] = request.app.state.read_sessions
     with factory() as session:
         yield session
 
@@ -37,18 +48,24 @@ def get_queue(request: Request) -> JobQueue:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
-def get_tenant(
+async def get_tenant(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The tenant id of the caller's API key, or 401."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing_api_key", "send 'Authorization: Bearer <api key>'")
-    tenant_id = KeyStore(session).tenant_for(credentials.credentials)
+    keys: KeyCache = request.app.state.keys
+    tenant_id = keys.remembered(credentials.credentials)
+    if tenant_id is None:
+        lookup = KeyStore(session).tenant_for
+        tenant_id = await run_in_threadpool(keys.tenant_for, credentials.credentials, lookup)
     if tenant_id is None:
         raise Unauthenticated("invalid_api_key", "the API key is unknown or revoked")
     return tenant_id

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.key_cache import KeyCache
 from api.observability import configure_logging, install_metrics
 from api.queue import JobQueue
 from api.routes import datasets, health, jobs, models
@@ -23,11 +24,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.ensure_dirs()
-        engine = make_engine(settings.resolved_database_url())
+        engine = make_engine(settings.resolved_database_url(), pool_size=settings.db_pool_size)
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
+        app.state.read_sessions = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
         app.state.queue = JobQueue(settings)
+        app.state.keys = KeyCache(settings.api_key_cache_s)
         try:
             yield
         finally:

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 200 * 1024 * 1024
     page_size_max: int = 200
     log_json: bool = False
+    # API capacity: uvicorn processes, and a database pool sized for the threadpool's requests.
+    api_workers: int = Field(default=1, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+    # A key's tenant is remembered this long per API process, so a revocation by another process
+    # (``tuneforge keys``) takes effect within this many seconds.
+    api_key_cache_s: float = Field(default=5.0, ge=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

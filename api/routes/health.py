@@ -12,8 +12,8 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process is up; touches nothing."""
+async def healthz() -> dict[str, str]:
+    """The process is up; touches nothing (async, so a full threadpool cannot hold it up)."""
     return {"status": "ok"}
 
 
