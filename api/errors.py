@@ -8,6 +8,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from models.errors import (
@@ -21,6 +23,7 @@ from models.errors import (
 )
 
 log = structlog.get_logger(__name__)
+DATABASE_RETRY_AFTER_S = 5
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     InvalidInput: 422,
     NotFound: 404,
@@ -71,6 +74,8 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     status = next(code for kind, code in STATUS_BY_ERROR.items() if isinstance(exc, kind))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
     return problem(
         status,
         exc.code,
@@ -103,6 +108,24 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError | PoolTimeout)
+    if isinstance(exc, DBAPIError) and not (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return await _unexpected(request, exc)  # a query bug, not an outage
+    log.warning(
+        "database_unavailable", path=request.url.path, error=type(getattr(exc, "orig", None) or exc).__name__
+    )
+    return problem(
+        503,
+        "database_unavailable",
+        "Service unavailable",
+        "the database cannot be reached right now; nothing was changed, retry shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
     return problem(
@@ -115,4 +138,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(PoolTimeout, _database)
     app.add_exception_handler(Exception, _unexpected)

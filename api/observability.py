@@ -14,7 +14,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 def configure_logging(*, json_logs: bool) -> None:
     """Route structlog through stdlib logging, as JSON in production or readable in a terminal."""
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if json_logs
+        # Plain tracebacks: rich's default prints every frame's locals, which took seconds per crash.
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

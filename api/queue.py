@@ -6,11 +6,14 @@ from typing import Any
 
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
-from tenacity import retry, stop_after_attempt, wait_exponential
+from tenacity import retry, stop_after_attempt, wait_fixed
 
 from models.errors import ServiceUnavailable
 from models.settings import Settings
 from worker.protocol import PREDICT, RUN_JOB, run_job_args
+
+# A request must never wait out a broker outage: the job is stored, the reaper re-sends it.
+PUBLISH_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 1.0, "max_retries": 0}
 
 
 class JobQueue:
@@ -22,16 +25,21 @@ class JobQueue:
             "tuneforge-api", broker=settings.resolved_broker_url(), backend=settings.resolved_result_backend()
         )
         self.celery.conf.update(
-            broker_transport_options=settings.broker_transport_options(),
+            broker_transport_options=settings.broker_transport_options() | PUBLISH_TIMEOUTS,
             broker_connection_retry_on_startup=False,
-            broker_connection_timeout=3,
+            broker_connection_timeout=PUBLISH_TIMEOUTS["socket_connect_timeout"],
+            broker_connection_max_retries=1,
             task_ignore_result=True,
         )
 
-    @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.1, max=1), reraise=True)
+    @retry(stop=stop_after_attempt(2), wait=wait_fixed(0.1), reraise=True)
     def send_run_job(self, job_id: str) -> None:
-        """Publish the job's message; retried briefly, then the reaper re-sends it."""
-        self.celery.send_task(RUN_JOB, args=run_job_args(job_id), queue=self.settings.queue, retry=False)
+        """Publish the job's message within about a second; on failure the reaper re-sends it."""
+        # ignore_result: a Redis result backend would otherwise be contacted (and retried for a
+        # minute) before the message is even sent.
+        self.celery.send_task(
+            RUN_JOB, args=run_job_args(job_id), queue=self.settings.queue, retry=False, ignore_result=True
+        )
 
     def predict(
         self, *, storage_key: str, sha256: str, input_schema: dict[str, Any], rows: list[dict[str, Any]]

@@ -27,6 +27,9 @@ class Quiet:
     def should_stop(self) -> bool:
         return False
 
+    def handing_back(self) -> bool:
+        return False
+
 
 def guide_member(rng: random.Random) -> dict:
     """One random point of the guide's space as a train spec."""

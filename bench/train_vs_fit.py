@@ -68,6 +68,9 @@ def fast_engine(csv: Path, target: str, epochs: int) -> tuple[float, float]:
         def should_stop(self) -> bool:
             return False
 
+        def handing_back(self) -> bool:
+            return False
+
     # The API resolves the spec against the upload's profile at submit time: not part of training.
     table = parse_csv(csv.read_bytes())
     spec = resolve_spec(

@@ -25,7 +25,14 @@ class Settings(BaseSettings):
     lease_timeout_s: int = 120
     heartbeat_interval_s: float = 2.0
     max_attempts: int = 3
-    redispatch_after_s: int = 60
+    # Queued work is re-sent after this long without starting (then at doubling intervals).
+    redispatch_after_s: float = 60
+    # How often the reaper (inside beat) looks for lost work; a lost job is picked up within
+    # lease_timeout_s + reap_interval_s.
+    reap_interval_s: float = 10
+    # Training saves its state at an epoch boundary at most this often (less often when saving is slow);
+    # a lost run resumes from there.
+    checkpoint_every_s: float = 10
     # Searches run many short tasks; a fresh child re-imports TensorFlow (~3.5 s), so recycle rarely
     # and clear Keras state per run instead (keras-tuner#395 leaks are bounded by this).
     worker_max_tasks_per_child: int = 200

@@ -36,14 +36,28 @@ class JobKind(StrEnum):
 TERMINAL: frozenset[JobStatus] = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 # to-status -> the statuses it may be reached from. A retry after a lost worker is
-# running -> queued; a queued job the reaper gives up on may fail directly.
+# running -> queued; a queued job the reaper gives up on may fail directly; running -> running is a
+# takeover of a lost worker's lease (allowed only when the lease is stale, see JobStore.claim).
 ALLOWED_FROM: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING}),
-    JobStatus.RUNNING: frozenset({JobStatus.QUEUED}),
+    JobStatus.RUNNING: frozenset({JobStatus.QUEUED, JobStatus.RUNNING}),
     JobStatus.CANCELLING: frozenset({JobStatus.RUNNING}),
     JobStatus.SUCCEEDED: frozenset({JobStatus.RUNNING}),
     JobStatus.FAILED: frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING}),
     JobStatus.CANCELLED: frozenset({JobStatus.QUEUED, JobStatus.CANCELLING}),
+}
+
+
+TRIAL_TERMINAL: frozenset[TrialStatus] = frozenset(
+    {TrialStatus.COMPLETED, TrialStatus.FAILED, TrialStatus.STOPPED}
+)
+# The same table for trials: a lost trial goes back to queued; running -> running is a takeover.
+TRIAL_ALLOWED_FROM: dict[TrialStatus, frozenset[TrialStatus]] = {
+    TrialStatus.QUEUED: frozenset({TrialStatus.RUNNING}),
+    TrialStatus.RUNNING: frozenset({TrialStatus.QUEUED, TrialStatus.RUNNING}),
+    TrialStatus.COMPLETED: frozenset({TrialStatus.RUNNING}),
+    TrialStatus.FAILED: frozenset({TrialStatus.QUEUED, TrialStatus.RUNNING}),
+    TrialStatus.STOPPED: frozenset({TrialStatus.QUEUED, TrialStatus.RUNNING}),
 }
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
@@ -16,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from models.base import json_safe, utcnow
 from models.errors import Conflict, InvalidInput, NotFound
-from models.status import ALLOWED_FROM, TERMINAL, JobStatus, TrialStatus
-from models.tables import ApiKey, Dataset, EpochMetric, Job, JobEvent, Model, Tenant, Trial
+from models.status import ALLOWED_FROM, TERMINAL, TRIAL_ALLOWED_FROM, TRIAL_TERMINAL, JobStatus, TrialStatus
+from models.tables import ApiKey, Dataset, EpochMetric, Job, JobEvent, Model, Tenant, Trial, TrialEvent
 
 Row = TypeVar("Row", Dataset, Job)
 T = TypeVar("T")
@@ -55,6 +56,57 @@ def _page(session: Session, stmt: Select[Row], table: type[Row], limit: int, cur
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, _encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+
+
+class ClaimOutcome(StrEnum):
+    """What a claim found: work to start, lost work to resume, a live holder, or nothing to do."""
+
+    CLAIMED = "claimed"
+    TAKEN_OVER = "taken_over"
+    BUSY = "busy"
+    GONE = "gone"
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """When running work may be taken from its holder: its lease went stale, or it died on this host."""
+
+    lease_timeout: timedelta
+    host: str
+    pid_alive: Callable[[int], bool]
+
+    def reason(self, heartbeat_at: datetime | None, holder: str | None) -> str | None:
+        """Why the holder counts as lost, or None while it may still be alive."""
+        if heartbeat_at is None or heartbeat_at < utcnow() - self.lease_timeout:
+            return "lease expired"
+        host, _, pid = (holder or "").rsplit(" ", 1)[-1].rpartition(":")
+        if host == self.host and pid.isdigit() and not self.pid_alive(int(pid)):
+            return f"process {pid} is gone"
+        return None
+
+
+def _claim(
+    row: Any, takeover: Takeover, worker: str, move: Callable[[str, str | None], bool]
+) -> ClaimOutcome:
+    """The claim rules shared by jobs and trials; ``move(reason, held_by)`` does the fenced transition."""
+    if row.status == "queued":
+        return ClaimOutcome.CLAIMED if move(f"claimed by {worker}", None) else ClaimOutcome.BUSY
+    if row.status != "running":
+        return ClaimOutcome.GONE
+    why = takeover.reason(row.heartbeat_at, row.worker)
+    if why is None:
+        return ClaimOutcome.BUSY
+    taken = move(f"taken over by {worker} from {row.worker} ({why})", row.lease_token)
+    return ClaimOutcome.TAKEN_OVER if taken else ClaimOutcome.BUSY
+
+
+def resend_due(created_at: datetime, dispatched_at: datetime | None, older_than: timedelta) -> bool:
+    """Whether queued work's message is due again: after ``older_than``, then at doubling intervals, so
+    work waiting in a long (healthy) backlog gets a handful of duplicate messages, not hundreds."""
+    now = utcnow()
+    if dispatched_at is None:
+        return created_at < now - older_than
+    return dispatched_at < now - max(older_than, dispatched_at - created_at)
 
 
 def hash_key(plaintext: str) -> str:
@@ -263,18 +315,22 @@ class JobStore:
         )
         self.session.flush()
 
-    def claim(self, job_id: str, token: str, *, worker: str) -> bool:
-        """Take a queued job for this worker with a lease; False if someone else has it."""
-        now = utcnow()
-        return (
-            self.transition(
-                job_id,
-                JobStatus.RUNNING,
-                reason=f"claimed by {worker}",
-                only_from=[JobStatus.QUEUED],
-                values={"lease_token": token, "heartbeat_at": now, "attempt": Job.attempt + 1},
-            )
-            is not None
+    def claim(self, job_id: str, token: str, *, worker: str, takeover: Takeover) -> ClaimOutcome:
+        """Take a queued job with a lease, or a running one whose holder is lost (see ``Takeover``)."""
+        row = self.session.execute(
+            select(Job.status, Job.lease_token, Job.heartbeat_at, Job.worker).where(Job.id == job_id)
+        ).one_or_none()
+        if row is None:
+            raise NotFound("job_not_found", f"job '{job_id}' does not exist")
+        lease = {"lease_token": token, "worker": worker, "heartbeat_at": utcnow(), "attempt": Job.attempt + 1}
+        return _claim(
+            row,
+            takeover,
+            worker,
+            lambda reason, held_by: (
+                self.transition(job_id, JobStatus.RUNNING, reason=reason, lease_token=held_by, values=lease)
+                is not None
+            ),
         )
 
     def heartbeat(self, job_id: str, token: str) -> JobStatus | None:
@@ -333,51 +389,156 @@ class JobStore:
         )
         return list(self.session.scalars(stmt))
 
-    def needing_dispatch(self, *, older_than: timedelta, redeliver_after: timedelta) -> list[str]:
+    def needing_dispatch(self, *, older_than: timedelta) -> list[str]:
         """Queued jobs whose message never reached the broker or may have been lost there."""
-        now = utcnow()
-        stmt = select(Job.id).where(
-            Job.status == JobStatus.QUEUED,
-            Job.created_at < now - older_than,
-            or_(Job.dispatched_at.is_(None), Job.dispatched_at < now - redeliver_after),
-        )
-        return list(self.session.scalars(stmt))
+        rows = self.session.execute(
+            select(Job.id, Job.created_at, Job.dispatched_at).where(Job.status == JobStatus.QUEUED)
+        ).all()
+        return [r.id for r in rows if resend_due(r.created_at, r.dispatched_at, older_than)]
 
 
 class TrialStore:
-    """Trials of a job and their per-epoch metrics."""
+    """Trials of a job, their status machine and history, and their per-epoch metrics."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def start(self, job_id: str, number: int, *, hyperparameters: dict[str, Any], worker: str) -> Trial:
-        """Insert a running trial, replacing a leftover of an earlier attempt."""
+    def transition(
+        self,
+        trial_id: str,
+        to: TrialStatus,
+        *,
+        reason: str,
+        only_from: Iterable[TrialStatus] | None = None,
+        lease_token: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> TrialStatus | None:
+        """The one place a trial's status changes: compare-and-swap plus its event; the old status.
+
+        None when the current status does not allow ``to`` or ``lease_token`` no longer holds the
+        trial: a stale executor (paused, or taken over) can change nothing.
+        """
+        current = self.session.scalar(select(Trial.status).where(Trial.id == trial_id))
+        if current is None:
+            raise NotFound("trial_not_found", f"trial '{trial_id}' does not exist")
+        allowed = TRIAL_ALLOWED_FROM[to] & frozenset(only_from or TRIAL_ALLOWED_FROM[to])
+        if TrialStatus(current) not in allowed:
+            return None
+        now = utcnow()
+        changes: dict[str, Any] = {"status": to}
+        changes |= {k: json_safe(v) if isinstance(v, dict) else v for k, v in (values or {}).items()}
+        if to in TRIAL_TERMINAL:
+            changes |= {"finished_at": now, "lease_token": None}
+        if to == TrialStatus.QUEUED:
+            changes |= {"lease_token": None, "worker": None, "heartbeat_at": None, "dispatched_at": None}
+        stmt = update(Trial).where(Trial.id == trial_id, Trial.status == current)
+        if lease_token is not None:
+            stmt = stmt.where(Trial.lease_token == lease_token)
+        if self.session.execute(stmt.values(**changes)).rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        self.session.add(
+            TrialEvent(trial_id=trial_id, at=now, from_status=current, to_status=to, reason=reason)
+        )
+        self.session.flush()
+        return TrialStatus(current)
+
+    def finish(
+        self,
+        trial_id: str,
+        status: TrialStatus,
+        *,
+        reason: str,
+        lease_token: str | None = None,
+        score: float | None = None,
+        metrics: dict[str, Any] | None = None,
+        diagnostics: dict[str, Any] | None = None,
+        error: str | None = None,
+        model_key: str | None = None,
+    ) -> bool:
+        """Close a trial with its outcome; False if it was no longer this holder's to close."""
+        values = {
+            "score": json_safe(score),
+            "metrics": json_safe(metrics),
+            "diagnostics": json_safe(diagnostics),
+            "error": error,
+            "model_key": model_key,
+        }
+        return (
+            self.transition(trial_id, status, reason=reason, lease_token=lease_token, values=values)
+            is not None
+        )
+
+    def end_all(self, job_id: str, *, status: TrialStatus, reason: str) -> list[str]:
+        """Close every queued or running trial of a job that ended (nothing is left ``running``)."""
+        open_ids = self.session.scalars(
+            select(Trial.id).where(
+                Trial.job_id == job_id, Trial.status.in_([TrialStatus.QUEUED, TrialStatus.RUNNING])
+            )
+        ).all()
+        return [t for t in open_ids if self.finish(t, status, reason=reason, error=reason)]
+
+    def start(
+        self, job_id: str, number: int, *, hyperparameters: dict[str, Any], token: str, worker: str
+    ) -> Trial:
+        """The running trial ``number`` of a train job under this lease; a lost attempt's row is taken
+        over (its epochs stay: a resume keeps those its checkpoint covers)."""
+        now = utcnow()
         old = self.session.scalar(select(Trial).where(Trial.job_id == job_id, Trial.number == number))
+        lease = {"lease_token": token, "worker": worker, "heartbeat_at": now, "attempt": Trial.attempt + 1}
         if old is not None:
-            self.session.delete(old)
-            self.session.flush()
+            self.session.execute(
+                update(Trial).where(Trial.id == old.id).values(finished_at=None, error=None, **lease)
+            )
+            if self.transition(old.id, TrialStatus.RUNNING, reason=f"attempt by {worker}") is None:
+                raise Conflict("trial_not_resumable", f"trial {old.id} is {old.status}")
+            return self.get(old.id)
         trial = Trial(
             job_id=job_id,
             number=number,
-            status="running",
+            status=TrialStatus.RUNNING,
             hyperparameters=hyperparameters,
             worker=worker,
-            started_at=utcnow(),
+            lease_token=token,
+            heartbeat_at=now,
+            attempt=1,
+            started_at=now,
         )
         self.session.add(trial)
+        self.session.flush()
+        self.session.add(
+            TrialEvent(
+                trial_id=trial.id,
+                at=now,
+                from_status=None,
+                to_status=trial.status,
+                reason=f"started by {worker}",
+            )
+        )
         self.session.flush()
         return trial
 
     def add_queued(self, job_id: str, number: int, *, hyperparameters: dict[str, Any]) -> Trial:
         """Insert a proposed trial waiting for a worker; a taken number raises IntegrityError."""
+        now = utcnow()
         trial = Trial(
             job_id=job_id,
             number=number,
             status=TrialStatus.QUEUED,
             hyperparameters=json_safe(hyperparameters),
-            started_at=utcnow(),
+            started_at=now,
+            dispatched_at=now,  # its message is sent right after this commits
         )
         self.session.add(trial)
+        self.session.flush()
+        self.session.add(
+            TrialEvent(
+                trial_id=trial.id,
+                at=now,
+                from_status=None,
+                to_status=trial.status,
+                reason="proposed by the oracle",
+            )
+        )
         self.session.flush()
         return trial
 
@@ -388,50 +549,106 @@ class TrialStore:
             raise NotFound("trial_not_found", f"trial '{trial_id}' does not exist")
         return trial
 
-    def claim(self, trial_id: str, *, worker: str) -> bool:
-        """Start a queued trial on this worker (a duplicate delivery gets False)."""
-        now = utcnow()
+    def events(self, trial_id: str) -> Sequence[TrialEvent]:
+        """The trial's status history, oldest first."""
+        return self.session.scalars(
+            select(TrialEvent).where(TrialEvent.trial_id == trial_id).order_by(TrialEvent.id)
+        ).all()
+
+    def claim(self, trial_id: str, token: str, *, worker: str, takeover: Takeover) -> ClaimOutcome:
+        """Start a queued trial under a lease, or take over a running one whose holder is lost."""
+        row = self.session.execute(
+            select(Trial.status, Trial.lease_token, Trial.heartbeat_at, Trial.worker).where(
+                Trial.id == trial_id
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound("trial_not_found", f"trial '{trial_id}' does not exist")
+        lease = {
+            "lease_token": token,
+            "worker": worker,
+            "heartbeat_at": utcnow(),
+            "attempt": Trial.attempt + 1,
+        }
+        return _claim(
+            row,
+            takeover,
+            worker,
+            lambda reason, held_by: (
+                self.transition(
+                    trial_id, TrialStatus.RUNNING, reason=reason, lease_token=held_by, values=lease
+                )
+                is not None
+            ),
+        )
+
+    def heartbeat(self, trial_id: str, token: str) -> bool:
+        """Renew a running trial's lease; False if this holder lost it."""
         result = self.session.execute(
             update(Trial)
-            .where(Trial.id == trial_id, Trial.status == TrialStatus.QUEUED)
-            .values(
-                status=TrialStatus.RUNNING,
-                worker=worker,
-                started_at=now,
-                heartbeat_at=now,
-                attempt=Trial.attempt + 1,
-            )
+            .where(Trial.id == trial_id, Trial.lease_token == token, Trial.status == TrialStatus.RUNNING)
+            .values(heartbeat_at=utcnow())
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-    def heartbeat(self, trial_id: str) -> None:
-        """Renew a running trial's lease."""
-        self.session.execute(update(Trial).where(Trial.id == trial_id).values(heartbeat_at=utcnow()))
 
     def stale_running(self, *, lease_timeout: timedelta) -> list[Trial]:
-        """Running trials whose worker stopped renewing their lease."""
+        """Search trials still running whose worker stopped renewing their lease (a train job's one
+        trial goes with its job, which the reaper handles)."""
         cutoff = utcnow() - lease_timeout
-        stmt = select(Trial).where(Trial.status == TrialStatus.RUNNING, Trial.heartbeat_at < cutoff)
+        stmt = (
+            select(Trial)
+            .join(Job, Job.id == Trial.job_id)
+            .where(Trial.status == TrialStatus.RUNNING, Trial.heartbeat_at < cutoff, Job.kind == "search")
+        )
         return list(self.session.scalars(stmt))
 
-    def requeue(self, trial_id: str) -> bool:
-        """Put a lost trial back in the queue; its partial epochs are discarded."""
-        self.session.execute(delete(EpochMetric).where(EpochMetric.trial_id == trial_id))
+    def needing_dispatch(self, *, older_than: timedelta) -> list[str]:
+        """Queued trials of live searches whose message may have been lost."""
+        rows = self.session.execute(
+            select(Trial.id, Trial.started_at, Trial.dispatched_at)
+            .join(Job, Job.id == Trial.job_id)
+            .where(Trial.status == TrialStatus.QUEUED, Job.status == JobStatus.RUNNING, Job.kind == "search")
+        ).all()
+        return [r.id for r in rows if resend_due(r.started_at, r.dispatched_at, older_than)]
+
+    def mark_dispatched(self, trial_id: str) -> None:
+        """Remember that the trial's message reached the broker."""
+        self.session.execute(update(Trial).where(Trial.id == trial_id).values(dispatched_at=utcnow()))
+
+    def drop_epochs_after(self, trial_id: str, epoch: int, *, execution: int = 0) -> int:
+        """Forget epochs past a checkpoint (a resumed run records them again); how many went."""
         result = self.session.execute(
-            update(Trial)
-            .where(Trial.id == trial_id, Trial.status == TrialStatus.RUNNING)
-            .values(status=TrialStatus.QUEUED, worker=None, heartbeat_at=None)
+            delete(EpochMetric).where(
+                EpochMetric.trial_id == trial_id,
+                EpochMetric.execution == execution,
+                EpochMetric.epoch > epoch,
+            )
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def note(self, trial_id: str, *, reason: str) -> None:
+        """An event that changes no status (a resume from a checkpoint)."""
+        current = self.session.scalar(select(Trial.status).where(Trial.id == trial_id))
+        event = TrialEvent(
+            trial_id=trial_id, at=utcnow(), from_status=current, to_status=current, reason=reason
+        )
+        self.session.add(event)
+        self.session.flush()
 
     def record_epochs(
         self,
         trial_id: str,
         epochs: list[tuple[int, dict[str, Any], dict[str, Any]]],
         *,
+        lease_token: str,
         execution: int = 0,
-    ) -> None:
-        """Store epochs' metrics and gradient norms: (epoch, values, grad_norms) each, in one flush."""
+    ) -> bool:
+        """Store epochs' metrics and gradient norms ((epoch, values, grad_norms) each) and renew the lease,
+        in one flush; False (nothing stored) if this holder lost the trial."""
+        if not self.heartbeat(trial_id, lease_token):
+            return False
+        # Epochs a lost attempt recorded past its checkpoint are replaced, never duplicated.
+        self.drop_epochs_after(trial_id, min(e for e, _, _ in epochs) - 1, execution=execution)
         now = utcnow()
         self.session.add_all(
             EpochMetric(
@@ -445,35 +662,7 @@ class TrialStore:
             for epoch, values, grad_norms in epochs
         )
         self.session.flush()
-
-    def finish(
-        self,
-        trial_id: str,
-        *,
-        status: str,
-        score: float | None = None,
-        metrics: dict[str, Any] | None = None,
-        diagnostics: dict[str, Any] | None = None,
-        error: str | None = None,
-        model_key: str | None = None,
-        only_running: bool = False,
-    ) -> bool:
-        """Close a trial with its outcome (with ``only_running``, only if nobody closed it meanwhile)."""
-        stmt = update(Trial).where(Trial.id == trial_id)
-        if only_running:
-            stmt = stmt.where(Trial.status == TrialStatus.RUNNING)
-        result = self.session.execute(
-            stmt.values(
-                status=status,
-                score=json_safe(score),
-                metrics=json_safe(metrics),
-                diagnostics=json_safe(diagnostics),
-                error=error,
-                model_key=model_key,
-                finished_at=utcnow(),
-            )
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return True
 
     def for_job(self, job_id: str) -> Sequence[Trial]:
         """A job's trials in order."""

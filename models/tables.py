@@ -79,6 +79,8 @@ class Job(CreatedAtMixin, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     lease_token: Mapped[str | None] = mapped_column(String(64))
+    # Who holds the lease ("host:pid"): a claim on the same host may take over from a dead pid at once.
+    worker: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None]
     dispatched_at: Mapped[datetime | None]
     # A search's oracle (keras-tuner's own JSON state); the version makes coordinator steps atomic.
@@ -89,21 +91,34 @@ class Job(CreatedAtMixin, Base):
     updated_at: Mapped[datetime]
 
 
-class JobEvent(Base):
-    """One status change of a job: the history beside the current state."""
-
-    __tablename__ = "job_event"
+class StatusEventMixin:
+    """A status change (or a note, ``from`` == ``to``): the history beside the current state."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime]
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+class JobEvent(StatusEventMixin, Base):
+    """One status change of a job."""
+
+    __tablename__ = "job_event"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+
+
+class TrialEvent(StatusEventMixin, Base):
+    """One status change of a trial."""
+
+    __tablename__ = "trial_event"
+
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trial.id", ondelete="CASCADE"), index=True)
+
+
 class Trial(Base):
-    """One model fit inside a job (a train job has exactly one)."""
+    """One model fit inside a job (a train job has exactly one); status changes via TrialStore.transition."""
 
     __tablename__ = "trial"
     __table_args__ = (UniqueConstraint("job_id", "number", name="uq_trial_job_number"),)
@@ -119,7 +134,9 @@ class Trial(Base):
     error: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(255))
     attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_token: Mapped[str | None] = mapped_column(String(64))
     heartbeat_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]
     model_key: Mapped[str | None] = mapped_column(String(255))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_init, worker_process_init, worker_shutting_down
 
 from models.settings import Settings
-from worker.protocol import REAP_JOBS
+from worker import draining
 from worker.runtime import reset_runtime
 
-REAP_EVERY_S = 30.0
 # TensorFlow (imported later, inside tasks) reads this once: keep its C++ banner out of logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -38,13 +37,6 @@ def create_celery(settings: Settings) -> Celery:
         result_expires=3600,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        beat_schedule={
-            "reap-jobs": {
-                "task": REAP_JOBS,
-                "schedule": REAP_EVERY_S,
-                "options": {"queue": settings.queue, "expires": REAP_EVERY_S},
-            }
-        },
     )
     return app
 
@@ -53,6 +45,27 @@ def create_celery(settings: Settings) -> Celery:
 def _fresh_process_state(**_: object) -> None:
     # Engines and sockets do not survive fork: every child builds its own.
     reset_runtime()
+
+
+@worker_init.connect
+def _not_draining(**_: object) -> None:
+    draining.clear(Settings().data_dir, os.getpid())
+
+
+@worker_shutting_down.connect
+def _drain(**_: object) -> None:
+    # The running task sees this within a heartbeat and hands its work back (checkpointed), so a
+    # SIGTERM ends the worker in seconds instead of after the training (docker stop gives 10 s).
+    draining.mark(Settings().data_dir, os.getpid())
+
+
+@beat_init.connect
+def _start_reaper(**_: object) -> None:
+    # The reaper lives in beat, not on the job queue, where a backlog would delay or expire it.
+    from worker.reaper import start_in_beat
+
+    reset_runtime()
+    start_in_beat(Settings().reap_interval_s)
 
 
 app = create_celery(Settings())

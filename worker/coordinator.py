@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
 
-from models.base import new_id, utcnow
+from models.base import utcnow
 from models.db import session_scope
 from models.search_space import SearchSpace, extract_space
 from models.spec import JobSpec, SearchSpec
 from models.status import TERMINAL, JobStatus, TrialStatus
-from models.store import JobStore, ModelStore, TrialStore
-from models.tables import Job, Model, Trial
+from models.store import JobStore, TrialStore
+from models.tables import Job, Trial
+from worker.db_retry import retry_transient
+from worker.files import checkpoint_file, trial_files
+from worker.finish import ModelFile, end_job
 from worker.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,8 @@ class StepOutcome:
     """What a step decided: populations of trials to dispatch, one task each (after commit)."""
 
     dispatch: list[list[str]] = field(default_factory=list)
+    # Trials whose files (model, card) go once the step's transaction has committed.
+    discard: list[str] = field(default_factory=list)
 
 
 def population_size(search: SearchSpec) -> int:
@@ -55,13 +58,6 @@ def search_parts(document: dict[str, Any]) -> tuple[JobSpec, SearchSpace, Search
     spec = JobSpec.model_validate(space.base)
     assert spec.search is not None
     return spec, space, spec.search
-
-
-def trial_files(rt: Runtime, trial_id: str) -> tuple[Path, Path]:
-    """Where a trial's model and its card (input schema, metrics) live until the search ends."""
-    folder = rt.settings.data_dir / "models" / "trials"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{trial_id}.keras", folder / f"{trial_id}.json"
 
 
 def _better(a: float, b: float, direction: str) -> bool:
@@ -92,43 +88,22 @@ def _stop_reason(job: Job, search: SearchSpec, best: Trial | None) -> str | None
     return None
 
 
-def _register_best(rt: Runtime, session: Any, job: Job, best: Trial) -> dict[str, Any]:
+def _model_file(rt: Runtime, best: Trial) -> ModelFile:
     model_file, card_file = trial_files(rt, best.id)
     card = json.loads(card_file.read_text())
-    model_id = new_id("mdl")
-    storage_key = f"models/{model_id}.keras"
-    os.replace(model_file, rt.settings.data_dir / storage_key)
-    ModelStore(session).add(
-        Model(
-            id=model_id,
-            tenant_id=job.tenant_id,
-            job_id=job.id,
-            trial_id=best.id,
-            task=card["task"],
-            target=job.target,
-            input_schema=card["input_schema"],
-            metrics=card["metrics"],
-            storage_key=storage_key,
-            sha256=card["sha256"],
-            size_bytes=(rt.settings.data_dir / storage_key).stat().st_size,
-        )
-    )
-    return {
-        "trial_id": best.id,
-        "number": best.number,
-        "score": best.score,
-        "metrics": card["metrics"],
-        "hyperparameters": best.hyperparameters,
-        "model_id": model_id,
-    }
+    return ModelFile(model_file, best.id, card["task"], card["input_schema"], card["metrics"], card["sha256"])
 
 
-def _cleanup(rt: Runtime, trials: list[Trial]) -> None:
-    for trial in trials:
-        for path in trial_files(rt, trial.id):
+def discard_files(rt: Runtime, trial_ids: list[str]) -> None:
+    """Delete trials' model files, cards and checkpoints (the job registered what it keeps as a hard link)."""
+    for trial_id in trial_ids:
+        for path in trial_files(rt, trial_id):
             path.unlink(missing_ok=True)
+        for leftover in checkpoint_file(rt, trial_id).parent.glob(f"{trial_id}*.ckpt*"):
+            leftover.unlink(missing_ok=True)
 
 
+@retry_transient
 def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
     """One coordinator step in one transaction; None when another step won the race (retry)."""
     with session_scope(rt.sessions) as session:
@@ -141,12 +116,17 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
         if status == JobStatus.CANCELLING:
             for trial in rows:
                 if trial.status == TrialStatus.QUEUED:
-                    trial_store.finish(trial.id, status=TrialStatus.STOPPED)
+                    trial_store.finish(trial.id, TrialStatus.STOPPED, reason="search cancelled")
             if not any(t.status == TrialStatus.RUNNING for t in rows):
-                jobs.transition(
-                    job_id, JobStatus.CANCELLED, reason="search cancelled", lease_token=job.lease_token
+                end_job(
+                    rt,
+                    session,
+                    job_id,
+                    JobStatus.CANCELLED,
+                    reason="search cancelled",
+                    lease_token=job.lease_token,
                 )
-                _cleanup(rt, rows)
+                return StepOutcome(discard=[t.id for t in rows])
             return StepOutcome()
         # keras-tuner (and TensorFlow) load only past this point: a cancel step stays instant.
         from worker.training.oracle import OracleBusy, SearchExhausted, driver
@@ -196,7 +176,7 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
         if reason is not None:
             for trial in active:
                 if trial.status == TrialStatus.QUEUED:
-                    trial_store.finish(trial.id, status=TrialStatus.STOPPED, error=reason)
+                    trial_store.finish(trial.id, TrialStatus.STOPPED, reason=reason, error=reason)
             active = [t for t in active if t.status == TrialStatus.RUNNING]
         done = sum(1 for t in rows if t.status in FINISHED)
         if not jobs.save_search_state(
@@ -206,6 +186,7 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
             return None
         if not active and not outcome.dispatch and (reason is not None or exhausted):
             _finish_search(rt, session, job, rows, search, failure, reason)
+            outcome.discard = [t.id for t in rows]
         return outcome
 
 
@@ -218,7 +199,6 @@ def _finish_search(
     failure: str | None,
     reason: str | None,
 ) -> None:
-    jobs = JobStore(session)
     best = _best(rows, search.direction or "max")
     if failure is not None or best is None:
         errors = [t.error for t in rows if t.status == TrialStatus.FAILED and t.error]
@@ -228,19 +208,34 @@ def _finish_search(
             "message": message + (f"; last error: {errors[-1]}" if errors else ""),
             "details": {"failed_trials": len(errors)},
         }
-        jobs.transition(
+        end_job(
+            rt,
+            session,
             job.id,
             JobStatus.FAILED,
             reason="search failed",
             lease_token=job.lease_token,
-            values={"error": error},
+            error=error,
         )
     else:
-        jobs.set_result(job.id, best=_register_best(rt, session, job, best) | {"objective": search.objective})
-        jobs.transition(
-            job.id, JobStatus.SUCCEEDED, reason=reason or "all trials done", lease_token=job.lease_token
+        model = _model_file(rt, best)
+        summary = {
+            "number": best.number,
+            "score": best.score,
+            "metrics": model.metrics,
+            "hyperparameters": best.hyperparameters,
+            "objective": search.objective,
+        }
+        end_job(
+            rt,
+            session,
+            job.id,
+            JobStatus.SUCCEEDED,
+            reason=reason or "all trials done",
+            lease_token=job.lease_token,
+            model=model,
+            best=summary,
         )
-    _cleanup(rt, [t for t in rows if best is None or t.id != best.id])
     log.info("search_finished", job_id=job.id, best=best.number if best else None, reason=reason)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 RUN_JOB = "tuneforge.run_job"
-REAP_JOBS = "tuneforge.reap_jobs"
 PREDICT = "tuneforge.predict"
 SEARCH_STEP = "tuneforge.search_step"
 RUN_TRIAL = "tuneforge.run_trial"

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from models.db import session_scope
 from models.status import JobStatus, TrialStatus
 from models.store import JobStore, TrialStore
+from worker.db_retry import retry_transient
+from worker.draining import draining
 from worker.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -29,11 +31,12 @@ class Recorder:
         self._stop = threading.Event()
         self.lease_lost = False
 
+    @retry_transient
     def start_trial(self, number: int, *, hyperparameters: dict[str, Any], epochs: int) -> str:
-        """Open the trial row and reset progress."""
+        """Open (or, after a lost attempt, take over) the trial row under this lease; reset progress."""
         with session_scope(self.rt.sessions) as session:
             trial = TrialStore(session).start(
-                self.job_id, number, hyperparameters=hyperparameters, worker=self.rt.worker_name
+                self.job_id, number, hyperparameters=hyperparameters, token=self.token, worker=self.rt.holder
             )
             JobStore(session).set_progress(self.job_id, epoch=0, epochs=epochs)
             self.trial_id = trial.id
@@ -45,13 +48,17 @@ class Recorder:
         """Store one epoch and the job's progress, and renew the lease, in one transaction."""
         self.on_epochs([(epoch, values, grad_norms)])
 
+    @retry_transient
     def on_epochs(self, epochs: list[tuple[int, dict[str, float], dict[str, float]]]) -> None:
         """Store a batch of epochs, the job's progress and renew the lease, in one transaction."""
         assert self.trial_id is not None
         with session_scope(self.rt.sessions) as session:
-            TrialStore(session).record_epochs(self.trial_id, epochs, execution=self.execution)
-            self._progress(session, epochs[-1][0])
-            status = self._renew(session)
+            stored = TrialStore(session).record_epochs(
+                self.trial_id, epochs, lease_token=self.token, execution=self.execution
+            )
+            if stored:
+                self._progress(session, epochs[-1][0])
+            status = self._renew(session) if stored else None
         self.last_epoch = epochs[-1][0]
         # Observed after commit: reacting may write the same rows from another session.
         self._observe(status)
@@ -60,7 +67,10 @@ class Recorder:
         JobStore(session).set_progress(self.job_id, epoch=epoch)
 
     def _renew(self, session: Session) -> JobStatus | None:
-        return JobStore(session).heartbeat(self.job_id, self.token)
+        status = JobStore(session).heartbeat(self.job_id, self.token)
+        if status is not None and self.trial_id is not None:
+            TrialStore(session).heartbeat(self.trial_id, self.token)
+        return status
 
     def share_watch(self, primary: Recorder) -> None:
         """Stop when ``primary`` stops (executions of one trial share its lease and cancel watch)."""
@@ -69,6 +79,10 @@ class Recorder:
     def should_stop(self) -> bool:
         """True once the job is being cancelled or this worker lost its lease."""
         return self._stop.is_set()
+
+    def handing_back(self) -> bool:
+        """True once this worker is shutting down (see ``worker.draining``): checkpoint, then stop."""
+        return draining(self.rt.settings.data_dir)
 
     def _observe(self, status: JobStatus | None) -> None:
         if status is None:
@@ -119,8 +133,8 @@ class Recorder:
 class TrialRecorder(Recorder):
     """Records one execution of one search trial; the trial has the lease, the job just stays alive."""
 
-    def __init__(self, rt: Runtime, job_id: str, trial_id: str, *, execution: int) -> None:
-        super().__init__(rt, job_id, token="")
+    def __init__(self, rt: Runtime, job_id: str, trial_id: str, token: str, *, execution: int) -> None:
+        super().__init__(rt, job_id, token)
         self.trial_id = trial_id
         self.execution = execution
 
@@ -132,7 +146,11 @@ class TrialRecorder(Recorder):
             with session_scope(self.rt.sessions) as session:
                 assert self.trial_id is not None
                 TrialStore(session).finish(
-                    self.trial_id, status=TrialStatus.STOPPED, error="cancelled", only_running=True
+                    self.trial_id,
+                    TrialStatus.STOPPED,
+                    reason="search cancelled",
+                    lease_token=self.token,
+                    error="cancelled",
                 )
             # The step runs here, not as a task: this worker's only process may be the one training.
             from worker.trial_tasks import advance
@@ -141,9 +159,8 @@ class TrialRecorder(Recorder):
 
     def _renew(self, session: Session) -> JobStatus | None:
         assert self.trial_id is not None
-        trials, jobs = TrialStore(session), JobStore(session)
-        trials.heartbeat(self.trial_id)
+        jobs = JobStore(session)
+        if not TrialStore(session).heartbeat(self.trial_id, self.token):
+            return None  # the trial was given to another worker (or ended): this run is stale
         jobs.touch(self.job_id)
-        if trials.get(self.trial_id).status != TrialStatus.RUNNING:
-            return None  # the reaper gave this trial to another worker
         return JobStatus(jobs.get_any(self.job_id).status)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine, make_sessionmaker
 from models.settings import Settings
+from models.store import Takeover
 
 
 @dataclass
@@ -22,6 +24,36 @@ class Runtime:
     sessions: sessionmaker[Session]
     pid: int
     worker_name: str
+
+    @property
+    def holder(self) -> str:
+        """This process as a lease holder: its name, then "host:pid" so a claim on this host can tell
+        it died (the name alone when it is already "host:pid")."""
+        where = f"{socket.gethostname()}:{self.pid}"
+        return where if self.worker_name == where else f"{self.worker_name} {where}"
+
+    def takeover(self) -> Takeover:
+        """When this process may take running work from its holder."""
+        return Takeover(
+            lease_timeout=timedelta(seconds=self.settings.lease_timeout_s),
+            host=socket.gethostname(),
+            pid_alive=_pid_alive,
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    # A killed child stays a zombie until its parent reaps it; a zombie is not doing work.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 _current: Runtime | None = None

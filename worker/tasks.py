@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import traceback
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
-from models.db import session_scope
+from models.db import is_transient, session_scope
 from models.errors import DomainError
 from models.spec import JobSpec
-from models.status import JobKind, JobStatus, TrialStatus
-from models.store import DatasetStore, JobStore, TrialStore
+from models.status import JobKind
+from models.store import ClaimOutcome, DatasetStore, JobStore
 from worker.app import app
+from worker.checkpointing import open_checkpoint
+from worker.db_retry import retry_transient
+from worker.files import trial_files
 from worker.finish import finish_cancelled, finish_failed, finish_succeeded
-from worker.protocol import REAP_JOBS, RUN_JOB, run_job_args
+from worker.handback import hand_back_job
+from worker.protocol import RUN_JOB
 from worker.recorder import Recorder
 from worker.runtime import Runtime, runtime
 from worker.training.reporting import TrainingFailed
-from worker.trial_tasks import advance, nudge, run_trial
+from worker.trial_tasks import advance
 
 log = structlog.get_logger(__name__)
 
 
+@retry_transient
 def _load(rt: Runtime, job_id: str) -> tuple[JobSpec, str, Path, bool]:
     with session_scope(rt.sessions) as session:
         job = JobStore(session).get_any(job_id)
@@ -38,15 +40,23 @@ def _load(rt: Runtime, job_id: str) -> tuple[JobSpec, str, Path, bool]:
 
 @app.task(name=RUN_JOB, acks_late=True)
 def run_job(job_id: str) -> None:
-    """Claim the job (a duplicate delivery exits here), train, record, finish."""
+    """Claim the job (or take it over from a lost worker), train, record, finish; duplicates exit here."""
     rt = runtime()
     token = secrets.token_hex(16)
     with session_scope(rt.sessions) as session:
         jobs = JobStore(session)
-        if not jobs.claim(job_id, token, worker=rt.worker_name):
-            log.info("job_not_claimed", job_id=job_id)
+        claimed = jobs.claim(job_id, token, worker=rt.holder, takeover=rt.takeover())
+        if claimed in (ClaimOutcome.BUSY, ClaimOutcome.GONE):
+            log.info("job_not_claimed", job_id=job_id, outcome=claimed)
             return
-        kind = jobs.get_any(job_id).kind
+        job = jobs.get_any(job_id)
+        kind, attempt = job.kind, job.attempt
+    recorder = Recorder(rt, job_id, token)
+    if attempt > rt.settings.max_attempts:
+        # Work that kills its worker every time must end, not loop: count attempts, not deliveries.
+        message = f"the job's worker was lost {attempt - 1} times; giving up"
+        finish_failed(rt, recorder, {"code": "worker_lost", "message": message})
+        return
     log.info("job_claimed", job_id=job_id, worker=rt.worker_name, kind=kind)
     recorder = Recorder(rt, job_id, token)
     try:
@@ -68,7 +78,13 @@ def run_job(job_id: str) -> None:
     except DomainError as exc:
         finish_failed(rt, recorder, {"code": exc.code, "message": exc.detail, "details": {}})
     except Exception as exc:
-        log.exception("job_crashed", job_id=job_id)
+        if is_transient(exc):
+            # The database stayed away longer than the retries: the lease lapses, and the reaper (or
+            # a redelivery) resumes the job from its checkpoint. Failing it would lose the work.
+            log.warning("job_left_for_reaper", job_id=job_id, error=type(exc).__name__)
+            return
+        # One line, no locals: a traceback with locals of training data took 13 s to log.
+        log.error("job_crashed", job_id=job_id, error=f"{type(exc).__name__}: {exc}")
         details = {"exception": type(exc).__name__, "traceback": traceback.format_exc(-3)}
         finish_failed(
             rt,
@@ -85,8 +101,9 @@ def _train(rt: Runtime, job_id: str, recorder: Recorder) -> None:
     choice = choose_engine(spec)
     with session_scope(rt.sessions) as session:
         JobStore(session).note(job_id, reason=f"training on the {choice.engine} engine: {choice.reason}")
-    model_id = f"mdl_{secrets.token_hex(12)}"
-    model_path = rt.settings.data_dir / "models" / f"{model_id}.keras"
+    assert recorder.trial_id is not None
+    model_path = trial_files(rt, recorder.trial_id)[0]
+    checkpoint = open_checkpoint(rt, job_id, recorder.trial_id, number=0)
     # The lease is renewed (and a cancel noticed) from here on, through TensorFlow's slow import.
     with recorder.heartbeat():
         # TensorFlow is imported here, inside the task's (forked child) process, never at import.
@@ -99,71 +116,15 @@ def _train(rt: Runtime, job_id: str, recorder: Recorder) -> None:
             spec=spec,
             reporter=recorder,
             model_path=model_path,
+            checkpoint=checkpoint,
         )
-    if result.cancelled or recorder.lease_lost:
+    if recorder.lease_lost:
+        return  # another worker holds the job now (and resumes from the checkpoint): write nothing
+    if result.cancelled and recorder.handing_back() and not recorder.should_stop():
+        hand_back_job(rt, job_id, recorder.trial_id, recorder.token)  # checkpointed at the last epoch
+        return
+    checkpoint.discard()
+    if result.cancelled:
         finish_cancelled(rt, recorder, epochs_run=result.epochs_run)
         return
-    finish_succeeded(rt, recorder, result=result, model_id=model_id, model_path=model_path)
-
-
-def _redispatch(job_ids: list[str]) -> None:
-    for job_id in job_ids:
-        run_job.apply_async(args=run_job_args(job_id), queue=runtime().settings.queue)
-        with session_scope(runtime().sessions) as session:
-            JobStore(session).mark_dispatched(job_id)
-
-
-def _reap_trials(trials: TrialStore, lease_timeout_s: int, max_attempts: int) -> list[str]:
-    """Requeue search trials whose worker died (up to max_attempts), fail them after."""
-    requeued = []
-    for trial in trials.stale_running(lease_timeout=timedelta(seconds=lease_timeout_s)):
-        if trial.attempt >= max_attempts:
-            trials.finish(trial.id, status=TrialStatus.FAILED, error=f"worker lost {trial.attempt} times")
-        elif trials.requeue(trial.id):
-            requeued.append(trial.id)
-    return requeued
-
-
-@app.task(name=REAP_JOBS, acks_late=False)
-def reap_jobs() -> dict[str, Any]:
-    """Requeue or fail jobs whose worker died; re-send jobs whose message never arrived."""
-    rt = runtime()
-    settings = rt.settings
-    requeued: list[str] = []
-    outcome: dict[str, list[str]] = {"requeued": requeued, "failed": [], "cancelled": []}
-    with session_scope(rt.sessions) as session:
-        jobs = JobStore(session)
-        for job in jobs.stale_running(lease_timeout=timedelta(seconds=settings.lease_timeout_s)):
-            if job.status == JobStatus.CANCELLING:
-                if jobs.transition(job.id, JobStatus.CANCELLED, reason="worker lost while cancelling"):
-                    outcome["cancelled"].append(job.id)
-            elif job.attempt >= settings.max_attempts:
-                error = {
-                    "code": "worker_lost",
-                    "message": f"the worker running this job was lost {job.attempt} times; giving up",
-                }
-                if jobs.transition(job.id, JobStatus.FAILED, reason="worker lost", values={"error": error}):
-                    outcome["failed"].append(job.id)
-            elif jobs.transition(
-                job.id,
-                JobStatus.QUEUED,
-                reason="lease expired: worker lost",
-                values={"lease_token": None, "dispatched_at": None},
-            ):
-                requeued.append(job.id)
-        pending = jobs.needing_dispatch(
-            older_than=timedelta(seconds=settings.redispatch_after_s),
-            redeliver_after=timedelta(seconds=settings.job_hard_time_limit_s + 3600),
-        )
-        lost_trials = _reap_trials(TrialStore(session), settings.lease_timeout_s, settings.max_attempts)
-        searches = jobs.running_searches()
-    _redispatch(sorted(set(requeued) | set(pending)))
-    for trial_id in lost_trials:
-        run_trial.apply_async(args=[trial_id], queue=settings.queue)
-    # A step is idempotent: nudging every live search guarantees progress if a message was lost.
-    for job_id in searches:
-        nudge(rt, job_id)
-    outcome["trials_requeued"] = lost_trials
-    if any(outcome.values()) or pending:
-        log.info("reaped", pid=os.getpid(), **outcome, redispatched=pending)
-    return outcome
+    finish_succeeded(rt, recorder, result=result, model_path=model_path)

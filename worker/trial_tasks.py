@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import statistics
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -12,16 +13,21 @@ from typing import Any
 
 import structlog
 
-from models.db import session_scope
+from models.db import is_transient, session_scope
 from models.search_space import materialize
 from models.spec import JobSpec, SearchSpec
 from models.status import JobStatus, TrialStatus
-from models.store import DatasetStore, JobStore, TrialStore
+from models.store import ClaimOutcome, DatasetStore, JobStore, TrialStore
 from worker.app import app
-from worker.coordinator import score_of, search_parts, step_once, trial_files
+from worker.checkpointing import open_checkpoint
+from worker.coordinator import discard_files, score_of, search_parts, step_once
+from worker.db_retry import retry_transient
+from worker.files import trial_files
+from worker.handback import hand_back_trials
 from worker.protocol import RUN_POPULATION, RUN_TRIAL, SEARCH_STEP
 from worker.recorder import TrialRecorder
 from worker.runtime import Runtime, runtime
+from worker.training.checkpoints import Checkpoint
 
 log = structlog.get_logger(__name__)
 MAX_STEP_RETRIES = 20
@@ -32,6 +38,7 @@ def advance(rt: Runtime, job_id: str) -> None:
     for _ in range(MAX_STEP_RETRIES):
         outcome = step_once(rt, job_id)
         if outcome is not None:
+            discard_files(rt, outcome.discard)
             for population in outcome.dispatch:
                 run_population.apply_async(args=[population], queue=rt.settings.queue)
             return
@@ -78,12 +85,14 @@ class Claimed:
     number: int
     spec: JobSpec
     recorders: list[TrialRecorder]
+    checkpoints: list[Checkpoint]
 
 
+@retry_transient
 def _claim(
-    rt: Runtime, trial_ids: list[str]
+    rt: Runtime, trial_ids: list[str], token: str
 ) -> tuple[str, dict[str, Any], Path, bool, str, list[tuple[str, int]]]:
-    """Claim what is still queued; trials of a search that stopped running are marked stopped."""
+    """Claim what is queued (or lost by its worker); trials of a search that stopped running are stopped."""
     claimed: list[tuple[str, int]] = []
     with session_scope(rt.sessions) as session:
         trials = TrialStore(session)
@@ -93,8 +102,16 @@ def _claim(
             if job.status != JobStatus.RUNNING:
                 # Checked before claiming, so a trial of a cancelled search never starts.
                 if trial.status == TrialStatus.QUEUED:
-                    trials.finish(trial_id, status=TrialStatus.STOPPED, error="search no longer running")
-            elif trials.claim(trial_id, worker=rt.worker_name):
+                    trials.finish(trial_id, TrialStatus.STOPPED, reason="search no longer running")
+                continue
+            outcome = trials.claim(trial_id, token, worker=rt.holder, takeover=rt.takeover())
+            if outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.TAKEN_OVER):
+                if trials.get(trial_id).attempt > rt.settings.max_attempts:
+                    message = f"worker lost {trials.get(trial_id).attempt - 1} times"
+                    trials.finish(
+                        trial_id, TrialStatus.FAILED, reason=message, lease_token=token, error=message
+                    )
+                    continue
                 claimed.append((trial_id, trial.number))
         dataset = DatasetStore(session).get_any(job.dataset_id)
         return (
@@ -109,45 +126,68 @@ def _claim(
 
 def _run_population(trial_ids: list[str]) -> None:
     rt = runtime()
-    job_id, document, csv_path, has_header, target, claimed_ids = _claim(rt, trial_ids)
+    token = secrets.token_hex(16)
+    job_id, document, csv_path, has_header, target, claimed_ids = _claim(rt, trial_ids, token)
     if claimed_ids:
         # The leases and the cancel watch start at claim time, before TensorFlow's multi-second import.
-        claimed, search = _prepare(rt, job_id, document, claimed_ids)
+        claimed, search = _prepare(rt, job_id, document, claimed_ids, token)
         with ExitStack() as stack:
             for trial in claimed:
                 stack.enter_context(trial.recorders[0].heartbeat())
             try:
                 _train(rt, job_id, claimed, search, csv_path, has_header, target)
-            except Exception as exc:  # a broken population fails its trials, never the search
-                log.exception("population_crashed", job_id=job_id, trials=[t.trial_id for t in claimed])
+            except Exception as exc:
+                if is_transient(exc):
+                    # The database stayed away: leave the trials running; their leases lapse and they
+                    # resume from their checkpoints elsewhere.
+                    log.warning("population_left_for_reaper", job_id=job_id, error=type(exc).__name__)
+                    return
+                # A broken population fails its trials, never the search.
+                log.error("population_crashed", job_id=job_id, error=f"{type(exc).__name__}: {exc}")
                 for trial in claimed:
-                    _fail(rt, trial.trial_id, f"{type(exc).__name__}: {exc}", None)
+                    _fail(rt, trial.trial_id, token, f"{type(exc).__name__}: {exc}", None)
+            for trial in claimed:
+                # Kept for whoever resumes it: a trial taken over, or handed back at shutdown.
+                primary = trial.recorders[0]
+                if not primary.lease_lost and not primary.handing_back():
+                    for checkpoint in trial.checkpoints:
+                        checkpoint.discard()
     nudge(rt, job_id)
 
 
+@retry_transient
 def _prepare(
-    rt: Runtime, job_id: str, document: dict[str, Any], claimed_ids: list[tuple[str, int]]
+    rt: Runtime, job_id: str, document: dict[str, Any], claimed_ids: list[tuple[str, int]], token: str
 ) -> tuple[list[Claimed], SearchSpec]:
     with session_scope(rt.sessions) as session:
         values = {t.id: dict(t.hyperparameters) for t in TrialStore(session).for_job(job_id)}
     claimed, search = [], None
     for trial_id, number in claimed_ids:
         spec, search = _trial_spec(document, values[trial_id])
-        primary = TrialRecorder(rt, job_id, trial_id, execution=0)
+        primary = TrialRecorder(rt, job_id, trial_id, token, execution=0)
         recorders = [primary]
         for execution in range(1, search.executions_per_trial):
-            extra = TrialRecorder(rt, job_id, trial_id, execution=execution)
+            extra = TrialRecorder(rt, job_id, trial_id, token, execution=execution)
             extra.share_watch(primary)
             recorders.append(extra)
-        claimed.append(Claimed(trial_id, number, spec, recorders))
+        checkpoints = [
+            open_checkpoint(rt, job_id, trial_id, number=number, execution=e) for e in range(len(recorders))
+        ]
+        claimed.append(Claimed(trial_id, number, spec, recorders, checkpoints))
     assert search is not None
     return claimed, search
 
 
-def _fail(rt: Runtime, trial_id: str, message: str, diagnostics: dict[str, Any] | None) -> None:
+@retry_transient
+def _fail(rt: Runtime, trial_id: str, token: str, message: str, diagnostics: dict[str, Any] | None) -> None:
     with session_scope(rt.sessions) as session:
         TrialStore(session).finish(
-            trial_id, status=TrialStatus.FAILED, error=message, diagnostics=diagnostics, only_running=True
+            trial_id,
+            TrialStatus.FAILED,
+            reason="training failed",
+            lease_token=token,
+            error=message,
+            diagnostics=diagnostics,
         )
 
 
@@ -173,9 +213,11 @@ def _train(
     from worker.training.train import train_runs
 
     runs = [
-        Run(spec, recorder, None)
+        Run(spec, recorder, None, checkpoint)
         for trial in claimed
-        for spec, recorder in zip(_executions(trial), trial.recorders, strict=True)
+        for spec, recorder, checkpoint in zip(
+            _executions(trial), trial.recorders, trial.checkpoints, strict=True
+        )
     ]
     choices = {choose_engine(run.spec) for run in runs}
     _note_engine(rt, job_id, claimed, choices)
@@ -184,6 +226,7 @@ def _train(
     _record(rt, claimed, search, outcomes)
 
 
+@retry_transient
 def _note_engine(rt: Runtime, job_id: str, claimed: list[Claimed], choices: set[Any]) -> None:
     numbers = ", ".join(str(t.number) for t in claimed)
     how = "; ".join(f"{c.engine} engine ({c.reason})" for c in sorted(choices, key=lambda c: c.engine))
@@ -197,26 +240,43 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
     objective, direction = search.objective or "val_loss", search.direction or "max"
     pick = max if direction == "max" else min
     scored: list[tuple[Claimed, float, Any]] = []
+    handed_back: list[str] = []
     for trial, results in zip(claimed, outcomes, strict=True):
         primary = trial.recorders[0]
+        if any(r.cancelled for r in results) and primary.handing_back() and not primary.should_stop():
+            handed_back.append(trial.trial_id)  # checkpointed: resumes on another worker
+            continue
         failure = next((r.failure for r in results if r.failure is not None), None)
         if failure is not None:
-            _fail(rt, trial.trial_id, f"{failure.code}: {failure}", failure.details.get("diagnostics"))
+            _fail(
+                rt,
+                trial.trial_id,
+                primary.token,
+                f"{failure.code}: {failure}",
+                failure.details.get("diagnostics"),
+            )
             continue
         if any(r.cancelled for r in results) or primary.lease_lost:
             if not primary.lease_lost:
                 with session_scope(rt.sessions) as session:
                     TrialStore(session).finish(
-                        trial.trial_id, status=TrialStatus.STOPPED, error="cancelled", only_running=True
+                        trial.trial_id,
+                        TrialStatus.STOPPED,
+                        reason="search cancelled",
+                        lease_token=primary.token,
+                        error="cancelled",
                     )
             continue
         maybe = [score_of(r.metrics, objective) for r in results]
         scores = [s for s in maybe if s is not None]
         if len(scores) < len(maybe):
-            _fail(rt, trial.trial_id, f"objective_missing: the run produced no finite {objective}", None)
+            message = f"objective_missing: the run produced no finite {objective}"
+            _fail(rt, trial.trial_id, primary.token, message, None)
             continue
         best = pick(zip(scores, results, strict=True), key=lambda item: item[0])[1]
         scored.append((trial, statistics.fmean(scores), best))
+    if handed_back:
+        hand_back_trials(rt, handed_back, claimed[0].recorders[0].token)
     winner = pick(scored, key=lambda item: item[1])[0] if scored else None
     for trial, score, best in scored:
         if trial.recorders[0].should_stop():
@@ -233,12 +293,13 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
         with session_scope(rt.sessions) as session:
             TrialStore(session).finish(
                 trial.trial_id,
-                status=TrialStatus.COMPLETED,
+                TrialStatus.COMPLETED,
+                reason="trained",
+                lease_token=trial.recorders[0].token,
                 score=score,
                 metrics=metrics,
                 diagnostics=best.diagnostics,
                 model_key=str(trial_files(rt, trial.trial_id)[0]) if trial is winner else None,
-                only_running=True,
             )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -17,7 +18,7 @@ from models.base import utcnow
 from models.db import make_engine, make_sessionmaker, session_scope
 from models.settings import Settings
 from models.status import JobStatus
-from models.store import DatasetStore, JobStore, KeyStore
+from models.store import DatasetStore, JobStore, KeyStore, Takeover
 from models.tables import Base, Dataset, Job
 
 pytestmark = pytest.mark.integration
@@ -60,14 +61,21 @@ def queued_job(settings: Settings) -> str:
     return job_id
 
 
+def _takeover(settings: Settings) -> Takeover:
+    return Takeover(
+        timedelta(seconds=settings.lease_timeout_s), socket.gethostname(), lambda pid: pid != 999999
+    )
+
+
 def test_a_second_claim_of_the_same_job_fails(settings: Settings, queued_job: str) -> None:
     """Two workers receiving the same message: exactly one claims the job."""
     engine = make_engine(settings.resolved_database_url())
     sessions = make_sessionmaker(engine)
+    takeover = _takeover(settings)
     with session_scope(sessions) as session:
-        assert JobStore(session).claim(queued_job, "token-a", worker="a")
+        assert JobStore(session).claim(queued_job, "token-a", worker="a", takeover=takeover) == "claimed"
     with session_scope(sessions) as session:
-        assert not JobStore(session).claim(queued_job, "token-b", worker="b")
+        assert JobStore(session).claim(queued_job, "token-b", worker="b", takeover=takeover) == "busy"
         jobs = JobStore(session)
         # A worker that lost its lease can no longer finish the job.
         assert jobs.transition(queued_job, JobStatus.SUCCEEDED, reason="x", lease_token="token-b") is None
@@ -76,12 +84,33 @@ def test_a_second_claim_of_the_same_job_fails(settings: Settings, queued_job: st
     engine.dispose()
 
 
+def test_a_claim_takes_over_a_job_whose_holder_died_on_this_host_and_fences_it_out(
+    settings: Settings, queued_job: str
+) -> None:
+    """A redelivered message need not wait for the lease: a dead pid on this host is lost at once."""
+    engine = make_engine(settings.resolved_database_url())
+    sessions = make_sessionmaker(engine)
+    takeover = _takeover(settings)
+    with session_scope(sessions) as session:
+        jobs = JobStore(session)
+        assert jobs.claim(queued_job, "token-a", worker=f"{socket.gethostname()}:999999", takeover=takeover)
+        assert jobs.claim(queued_job, "token-b", worker="b", takeover=takeover) == "taken_over"
+        assert jobs.get_any(queued_job).attempt == 2
+        assert jobs.heartbeat(queued_job, "token-a") is None, "the dead holder's lease is gone"
+        assert jobs.transition(queued_job, JobStatus.SUCCEEDED, reason="x", lease_token="token-a") is None
+        events = jobs.events(queued_job)
+        assert "taken over by b" in (events[-1].reason or "") and "999999 is gone" in (
+            events[-1].reason or ""
+        )
+    engine.dispose()
+
+
 def _kill_worker_and_reap(settings: Settings, job_id: str, redis_url: str) -> None:
     """Claim the job for a worker that then 'dies' (no heartbeats), and run the reaper."""
     engine = make_engine(settings.resolved_database_url())
     stale = utcnow() - timedelta(seconds=settings.lease_timeout_s + 5)
     with session_scope(make_sessionmaker(engine)) as session:
-        assert JobStore(session).claim(job_id, "dead-worker", worker="dead")
+        assert JobStore(session).claim(job_id, "dead-worker", worker="dead", takeover=_takeover(settings))
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=stale))
     engine.dispose()
     queue = f"{settings.queue}-reaper"
@@ -92,7 +121,7 @@ def _kill_worker_and_reap(settings: Settings, job_id: str, redis_url: str) -> No
         "TUNEFORGE_MAX_ATTEMPTS": "2",
         "PATH": os.environ["PATH"],
     }
-    code = "from worker.tasks import reap_jobs; reap_jobs()"
+    code = "from worker.reaper import reap; reap()"
     subprocess.run([sys.executable, "-c", code], env=env, timeout=60, check=True)
     redis.Redis.from_url(redis_url).delete(queue)
 

@@ -54,7 +54,7 @@ def test_the_guides_full_search_runs_on_two_workers(
     trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
     assert sorted(t["number"] for t in trials) == list(range(10))
     assert all(t["status"] == "completed" for t in trials)
-    assert {t["worker"] for t in trials} == {"worker-1", "worker-2"}
+    assert {t["worker"].split()[0] for t in trials} == {"worker-1", "worker-2"}
     assert all(
         {"num_layers", "units0", "activation0", "dropout0", "optimizer"} <= set(t["hyperparameters"])
         for t in trials
@@ -147,10 +147,9 @@ def test_cancelling_a_search_stops_it_within_seconds(
     }
     job = _search(client, dataset["id"], spec)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
-        if any(t["status"] == "running" for t in trials):
-            break
+    while not any(t["status"] == "running" for t in client.get(f"/v1/jobs/{job['id']}/trials").json()):
+        # A wait that runs out fails: cancelling before any trial ran would prove nothing.
+        assert time.monotonic() < deadline, "no trial started running within 120 s"
         time.sleep(0.2)
     cancelled_at = time.monotonic()
     response = client.post(f"/v1/jobs/{job['id']}/cancel")

@@ -31,6 +31,9 @@ class Collector:
     def should_stop(self) -> bool:
         return False
 
+    def handing_back(self) -> bool:
+        return False
+
 
 def train(csv: Path, target: str, spec: dict[str, Any], tmp: Path) -> tuple[TrainResult, Collector]:
     """Resolve ``spec`` against the CSV as the API does, then train as the worker does."""

@@ -177,3 +177,22 @@ def test_predictor_serves_predictions_only(services: dict[str, dict[str, Any]]) 
     args = build_parser().parse_args(command_of(services["predictor"])[1:])
     assert args.role == "predict"
     assert build_parser().parse_args(command_of(services["worker"])[1:]).role == "train"
+
+
+def test_redis_keeps_queued_messages_across_a_restart(services: dict[str, dict[str, Any]]) -> None:
+    """The broker runs with AOF on a volume: a restart does not drop queued jobs' messages."""
+    redis = services["redis"]
+    command = command_of(redis)
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(str(volume).endswith(":/data") for volume in redis.get("volumes", []))
+
+
+def test_long_running_services_restart_and_the_worker_outlives_its_hand_back(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Everything but the one-shot migration restarts; the worker's stop grace covers a hand-back."""
+    for name, service in services.items():
+        if name != "migrate":
+            assert service.get("restart") == "unless-stopped", name
+    grace = services["worker"]["stop_grace_period"]
+    assert int(grace.rstrip("s")) >= 10

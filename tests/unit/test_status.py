@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from models.status import TERMINAL, JobStatus, can_transition
+from models.status import TERMINAL, TRIAL_ALLOWED_FROM, TRIAL_TERMINAL, JobStatus, TrialStatus, can_transition
 
 Q, R, CI, S, F, CD = (
     JobStatus.QUEUED,
@@ -26,6 +26,7 @@ ALLOWED = {
     (R, F),
     (R, CI),
     (R, Q),
+    (R, R),  # a takeover: a new worker's lease replaces a lost one's (an event, from == to)
     (CI, CD),
     (CI, F),
 }
@@ -58,9 +59,21 @@ def test_terminal_statuses_are_exactly_succeeded_failed_cancelled() -> None:
     assert {S, F, CD} == TERMINAL
 
 
-def test_no_status_transitions_to_itself() -> None:
-    """A no-op change is not a transition (it would write a bogus event row)."""
-    assert not any(can_transition(status, status) for status in JobStatus)
+def test_only_a_takeover_transitions_to_itself() -> None:
+    """A no-op change is not a transition; running -> running is a lease changing hands."""
+    assert [status for status in JobStatus if can_transition(status, status)] == [R]
+
+
+def test_trial_table_ends_every_trial_and_lets_nothing_leave_an_end() -> None:
+    """Trials: queued and running may end; completed, failed and stopped never change again."""
+    for target, sources in TRIAL_ALLOWED_FROM.items():
+        assert not sources & TRIAL_TERMINAL, target
+    assert {t for t, sources in TRIAL_ALLOWED_FROM.items() if TrialStatus.RUNNING in sources} == {
+        TrialStatus.QUEUED,
+        TrialStatus.RUNNING,
+        *TRIAL_TERMINAL,
+    }
+    assert TrialStatus.COMPLETED in TRIAL_TERMINAL and TrialStatus.QUEUED not in TRIAL_TERMINAL
 
 
 def test_allowed_pairs_are_exactly_the_table() -> None:

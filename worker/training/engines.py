@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from models.spec import JobSpec
+from worker.training.checkpoints import Checkpoint
 from worker.training.reporting import Reporter
 
 
@@ -40,6 +41,7 @@ class Run:
     spec: JobSpec
     reporter: Reporter
     model_path: Path | None  # None: train and score only (a search keeps only its best models)
+    checkpoint: Checkpoint | None = None  # where the run saves its state and resumes from
 
 
 def features_matrix(preprocessor, inputs, *, batch_rows: int = 65536) -> np.ndarray:

@@ -17,6 +17,9 @@ class Reporter(Protocol):
     def should_stop(self) -> bool:
         """True when the job was cancelled or its lease lost: stop at the next step."""
 
+    def handing_back(self) -> bool:
+        """True when the worker is shutting down: checkpoint at the next epoch boundary and stop."""
+
 
 class TrainingFailed(Exception):
     """Training could not produce a usable model; ``code`` is stable, ``details`` help diagnose."""

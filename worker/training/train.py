@@ -19,10 +19,12 @@ from models.spec import JobSpec
 from worker.training.artifacts import save_model
 from worker.training.builder import build_model, build_preprocessor, compile_model, fit_preprocessing
 from worker.training.callbacks import EpochReporter
+from worker.training.checkpoints import Checkpoint
 from worker.training.data import Prepared, load_frame, prepare
 from worker.training.diagnostics import PROBE_ROWS, analyze, make_probe
 from worker.training.engines import EngineChoice, Run, choose_engine, features_matrix
 from worker.training.inputs import frame_to_inputs, to_tensors
+from worker.training.reference_resume import ResumableEarlyStopping, SaveCheckpoint, restore
 from worker.training.reporting import Reporter, TrainingFailed
 
 
@@ -127,46 +129,59 @@ def _diverged(epoch: int, history: list[dict[str, float]], diagnostics: dict[str
 
 
 def run_training(
-    *, csv_path: Path, has_header: bool, target: str, spec: JobSpec, reporter: Reporter, model_path: Path
+    *,
+    csv_path: Path,
+    has_header: bool,
+    target: str,
+    spec: JobSpec,
+    reporter: Reporter,
+    model_path: Path,
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
-    """Train one model as ``spec`` says, reporting each epoch; save it to ``model_path``."""
+    """Train one model as ``spec`` says, reporting each epoch (resuming from ``checkpoint`` if it holds
+    state); save it to ``model_path``."""
     choice = choose_engine(spec)
     if choice.engine == "fast":
-        [result] = train_runs(
-            csv_path=csv_path, has_header=has_header, target=target, runs=[Run(spec, reporter, model_path)]
-        )
+        run_spec = Run(spec, reporter, model_path, checkpoint)
+        [result] = train_runs(csv_path=csv_path, has_header=has_header, target=target, runs=[run_spec])
         if result.failure is not None:
             raise result.failure
         return result
     keras.backend.clear_session()  # a long-lived worker child must not accumulate old graphs
     _seed(spec.training.seed)
     run = load_run_data(csv_path=csv_path, has_header=has_header, target=target, spec=spec)
-    result = _train_reference(run, spec, reporter, model_path)
+    result = _train_reference(run, spec, reporter, model_path, checkpoint)
     result.engine = choice
     return result
 
 
-def _train_reference(run: RunData, spec: JobSpec, reporter: Reporter, model_path: Path) -> TrainResult:
+def _train_reference(
+    run: RunData, spec: JobSpec, reporter: Reporter, model_path: Path, checkpoint: Checkpoint | None
+) -> TrainResult:
     data, x_train, x_val = run.data, run.x_train, run.x_val
     model = build_model(run.schema, spec, n_classes=len(data.classes), target_scale=run.target_scale)
     compile_model(model, spec)
     watcher = EpochReporter(reporter, make_probe(model, x_train, data.y_train))
     callbacks: list[keras.callbacks.Callback] = [watcher]
-    stopping = spec.training.early_stopping
-    if stopping is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=stopping.monitor,
-                patience=stopping.patience,
-                min_delta=stopping.min_delta,
-                restore_best_weights=stopping.restore_best_weights,
-                mode="max" if stopping.maximize else "min",
-            )
+    rules, stopping = spec.training.early_stopping, None
+    if rules is not None:
+        stopping = ResumableEarlyStopping(
+            monitor=rules.monitor,
+            patience=rules.patience,
+            min_delta=rules.min_delta,
+            restore_best_weights=rules.restore_best_weights,
+            mode="max" if rules.maximize else "min",
         )
+        callbacks.append(stopping)
+    initial_epoch = 0
+    if checkpoint is not None:
+        initial_epoch = restore(model, checkpoint, watcher, stopping)
+        callbacks.append(SaveCheckpoint(checkpoint, watcher, stopping))
     model.fit(
         x_train,
         data.y_train,
         validation_data=(x_val, data.y_val),
+        initial_epoch=initial_epoch,
         epochs=spec.training.epochs,
         batch_size=spec.training.batch_size,
         callbacks=callbacks,
@@ -240,6 +255,7 @@ def _reference_run(
             spec=run.spec,
             reporter=run.reporter,
             model_path=path,
+            checkpoint=run.checkpoint,
         )
     except TrainingFailed as exc:
         return TrainResult(run.spec.task, {}, {}, 0, 0, failure=exc, engine=choice)
@@ -271,7 +287,7 @@ def _train_group(
         n_classes=len(run.data.classes),
         target_scale=run.target_scale,
     )
-    members = [Member(r.spec, r.reporter) for r in runs]
+    members = [Member(r.spec, r.reporter, checkpoint=r.checkpoint) for r in runs]
     model = None
     if len(runs) == 1:
         # A lone run starts from the Keras model's own initialization, as model.fit with its seed would;

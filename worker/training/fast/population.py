@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import numpy as np
 
 from models.spec import JobSpec
 from worker.training.builder import initializer_for
+from worker.training.checkpoints import Checkpoint
 from worker.training.diagnostics import Measurement
 from worker.training.fast.buckets import split_by_shape
 from worker.training.fast.initializers import draw
@@ -45,6 +47,7 @@ class Member:
     reporter: Reporter
     # Starting weights per Keras layer name (a Keras model's own initialization); None: drawn here.
     initial: dict[str, list[np.ndarray]] | None = None
+    checkpoint: Checkpoint | None = None
 
 
 @dataclass
@@ -236,6 +239,63 @@ def _record(
             member.reporter.on_epochs(batch)
 
 
+def _program(plan: Plan) -> str:
+    # A checkpoint fits only the program that wrote it (same padding, optimizers, batch size).
+    return repr(plan)
+
+
+def _resume(
+    plan: Plan, members: list[Member], results: list[MemberResult], state: dict[str, Any]
+) -> dict[str, Any]:
+    """Members with a checkpoint of this very program continue from it; the rest start fresh."""
+    leaves, tree = jax.tree_util.tree_flatten(state)
+    host: list[np.ndarray] | None = None
+    for p, member in enumerate(members):
+        loaded = member.checkpoint.load() if member.checkpoint else None
+        if loaded is None or loaded[1].get("program") != _program(plan):
+            continue
+        arrays, meta = loaded
+        host = host or [np.array(leaf) for leaf in leaves]
+        for i, leaf in enumerate(host):
+            leaf[p] = arrays[f"leaf_{i}"]
+        results[p].history = meta["history"]
+        results[p].measurements = [Measurement(**m) for m in meta["measurements"]]
+    return state if host is None else jax.tree_util.tree_unflatten(tree, [jnp.asarray(h) for h in host])
+
+
+def _checkpoint(
+    plan: Plan,
+    members: list[Member],
+    results: list[MemberResult],
+    state: dict[str, Any],
+    *,
+    force: list[bool],
+) -> None:
+    """Save the members that are still training, when their checkpoint is due (or ``force``d)."""
+    due = [
+        p
+        for p, m in enumerate(members)
+        if m.checkpoint and (force[p] or m.checkpoint.due()) and not results[p].cancelled
+    ]
+    if not due:
+        return
+    leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(state)]
+    stopped = np.asarray(state["stopped"])
+    for p in due:
+        if stopped[p]:
+            continue  # finished: its result is written in moments, nothing left to resume
+        checkpoint = members[p].checkpoint
+        assert checkpoint is not None
+        meta = {
+            "engine": "fast",
+            "program": _program(plan),
+            "epoch": len(results[p].history),
+            "history": results[p].history,
+            "measurements": [dataclasses.asdict(m) for m in results[p].measurements],
+        }
+        checkpoint.save({f"leaf_{i}": leaf[p] for i, leaf in enumerate(leaves)}, meta)
+
+
 def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any]) -> list[MemberResult]:
     plan = _plan(members, data)
     cfg_list = [_config(plan, m.spec, data) for m in members]
@@ -243,13 +303,16 @@ def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any])
     seeds = np.array([m.spec.training.seed for m in members], np.uint32)
     state = start_members(plan, _stack([_init_params(plan, m) for m in members]), cfgs, seeds)
     results = [MemberResult() for _ in members]
+    state = _resume(plan, members, results, state)
     limit = 1
     while True:
         started = time.monotonic()
         state, buffers, count = run_chunk(plan, state, cfgs, arrays, np.int32(limit))
         count = int(count)
         _record(plan, members, results, buffers, count)
-        cancelled = [m.reporter.should_stop() for m in members]
+        leaving = [m.reporter.handing_back() for m in members]  # the worker is shutting down
+        _checkpoint(plan, members, results, state, force=leaving)
+        cancelled = [m.reporter.should_stop() or gone for m, gone in zip(members, leaving, strict=True)]
         for p, flag in enumerate(cancelled):
             results[p].cancelled = results[p].cancelled or (flag and not bool(state["stopped"][p]))
         if any(cancelled):

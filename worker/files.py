@@ -1,0 +1,21 @@
+"""Where a trial's files live under the data directory: its model and card, and its checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from worker.runtime import Runtime
+
+
+def trial_files(rt: Runtime, trial_id: str) -> tuple[Path, Path]:
+    """A trial's model and its card (input schema, metrics) until the job registers or drops them."""
+    folder = rt.settings.data_dir / "models" / "trials"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{trial_id}.keras", folder / f"{trial_id}.json"
+
+
+def checkpoint_file(rt: Runtime, trial_id: str) -> Path:
+    """A trial's training checkpoint (the state a re-claimed run resumes from)."""
+    folder = rt.settings.data_dir / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{trial_id}.ckpt"
