@@ -89,6 +89,7 @@ class Recorder:
             self.lease_lost = True
             self._stop.set()
         elif status == JobStatus.CANCELLING:
+            self.cancel_requested = True
             self._stop.set()
             if not self._released:
                 # A compiled chunk cannot be interrupted: close now, so a cancel lands within seconds;
@@ -97,6 +98,7 @@ class Recorder:
                 self._release()
 
     _released = False
+    cancel_requested = False  # a user cancel, as opposed to a lost lease or a shutdown
     last_epoch = 0
 
     def _release(self) -> None:

@@ -120,7 +120,7 @@ def _train(rt: Runtime, job_id: str, recorder: Recorder) -> None:
         )
     if recorder.lease_lost:
         return  # another worker holds the job now (and resumes from the checkpoint): write nothing
-    if result.cancelled and recorder.handing_back() and not recorder.should_stop():
+    if result.cancelled and recorder.handing_back() and not recorder.cancel_requested:
         hand_back_job(rt, job_id, recorder.trial_id, recorder.token)  # checkpointed at the last epoch
         return
     checkpoint.discard()

@@ -243,7 +243,7 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
     handed_back: list[str] = []
     for trial, results in zip(claimed, outcomes, strict=True):
         primary = trial.recorders[0]
-        if any(r.cancelled for r in results) and primary.handing_back() and not primary.should_stop():
+        if any(r.cancelled for r in results) and primary.handing_back() and not primary.cancel_requested:
             handed_back.append(trial.trial_id)  # checkpointed: resumes on another worker
             continue
         failure = next((r.failure for r in results if r.failure is not None), None)

@@ -23,6 +23,8 @@ FAULT_SETTINGS = {
     "TUNEFORGE_HEARTBEAT_INTERVAL_S": "1",
     "TUNEFORGE_REDISPATCH_AFTER_S": "4",
     "TUNEFORGE_REAP_INTERVAL_S": "2",
+    # Every epoch of these jobs is checkpointed (an epoch takes about a second).
+    "TUNEFORGE_CHECKPOINT_EVERY_S": "0.5",
 }
 
 

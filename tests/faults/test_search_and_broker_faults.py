@@ -24,14 +24,20 @@ from tests.faults.test_worker_faults import (
 )
 from tests.support import generate_csvs, submit, upload, wait_job
 
-SEARCH = {
+SEARCH: dict[str, Any] = {
     "training": {
         "epochs": 12,
         "batch_size": 8,
         "early_stopping": None,
         "optimizer": {"choice": ["adam", "sgd"]},
     },
-    "search": {"max_trials": 4, "max_concurrent_trials": 2, "population_size": 2},
+    "search": {
+        "max_trials": 4,
+        "max_concurrent_trials": 2,
+        "population_size": 2,
+        "num_layers": {"int": [1, 3]},
+        "layer": {"units": {"int": [8, 64], "step": 8}},
+    },
 }
 
 

@@ -51,7 +51,9 @@ def _submit_long_train(client: httpx.Client, folder: Path, engine: str) -> dict[
 
 def _holder_pid(client: httpx.Client, job_id: str) -> int:
     reasons = [e["reason"] or "" for e in client.get(f"/v1/jobs/{job_id}/events").json()]
-    holders = [m.group(1) for r in reasons if (m := re.match(r"(?:claimed|taken over) by (?:\S+ )?\S+:(\d+)", r))]
+    holders = [
+        m.group(1) for r in reasons if (m := re.match(r"(?:claimed|taken over) by (?:\S+ )?\S+:(\d+)", r))
+    ]
     return int(holders[-1])
 
 
@@ -85,7 +87,6 @@ def _resumed_at(reasons: list[str]) -> int:
 def test_kill_9_of_the_training_child_resumes_from_the_last_checkpoint(
     cluster: Cluster, tmp_path: Path, engine: str
 ) -> None:
-    cluster.env["TUNEFORGE_CHECKPOINT_EVERY_S"] = "0.5"
     cluster.start_api()
     cluster.start_worker("worker-a")
     cluster.start_worker("worker-b")
