@@ -45,22 +45,26 @@ def _reap_jobs(jobs: JobStore, trials: TrialStore, rt: Runtime, outcome: dict[st
             outcome["requeued"].append(job.id)
 
 
-def _reap_trials(trials: TrialStore, rt: Runtime) -> list[str]:
-    """Requeue search trials whose worker died (up to max_attempts), fail them after."""
-    settings, requeued = rt.settings, []
+def _reap_trials(trials: TrialStore, rt: Runtime) -> list[list[str]]:
+    """Requeue search trials whose worker died (up to max_attempts), fail them after; the requeued
+    trials come back grouped as the populations that were lost, so each resumes from its checkpoints
+    in the very program that wrote them."""
+    settings = rt.settings
+    lost: dict[tuple[str, str | None], list[str]] = {}
     for trial in trials.stale_running(lease_timeout=timedelta(seconds=settings.lease_timeout_s)):
+        population = (trial.job_id, trial.lease_token)  # one lease token per population claim
         if trial.attempt >= settings.max_attempts:
             message = f"worker lost {trial.attempt} times"
             trials.finish(trial.id, TrialStatus.FAILED, reason=message, error=message)
         elif trials.transition(trial.id, TrialStatus.QUEUED, reason="lease expired: worker lost"):
-            requeued.append(trial.id)
-    return requeued
+            lost.setdefault(population, []).append(trial.id)
+    return list(lost.values())
 
 
 def reap(rt: Runtime | None = None) -> dict[str, Any]:
     """One pass; returns what it did (ids by outcome)."""
     from worker.tasks import run_job
-    from worker.trial_tasks import nudge, run_trial
+    from worker.trial_tasks import nudge, run_population
 
     rt = rt or runtime()
     settings = rt.settings
@@ -79,10 +83,11 @@ def reap(rt: Runtime | None = None) -> dict[str, Any]:
         run_job.apply_async(args=[job_id], queue=settings.queue)
         with session_scope(rt.sessions) as session:
             JobStore(session).mark_dispatched(job_id)
-    for trial_id in sorted(set(lost_trials) | set(pending_trials)):
-        run_trial.apply_async(args=[trial_id], queue=settings.queue)
+    for population in [*lost_trials, *([t] for t in pending_trials if not any(t in p for p in lost_trials))]:
+        run_population.apply_async(args=[population], queue=settings.queue)
         with session_scope(rt.sessions) as session:
-            TrialStore(session).mark_dispatched(trial_id)
+            for trial_id in population:
+                TrialStore(session).mark_dispatched(trial_id)
     # A step is idempotent: nudging every live search guarantees progress if a message was lost.
     for job_id in searches:
         nudge(rt, job_id)

@@ -67,7 +67,7 @@ def _trial_spec(document: dict[str, Any], values: dict[str, Any]) -> tuple[JobSp
 
 @app.task(name=RUN_TRIAL, acks_late=True)
 def run_trial(trial_id: str) -> None:
-    """Run one trial (the reaper re-sends lost trials one by one)."""
+    """Run one trial alone (a population of one; the reaper now re-sends lost populations whole)."""
     _run_population([trial_id])
 
 

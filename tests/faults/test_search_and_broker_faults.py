@@ -143,6 +143,21 @@ def test_kill_9_mid_search_resumes_the_population_and_completes_every_trial(
     assert any("resumed at epoch" in r for r in reasons), reasons
 
 
+def test_kill_9_of_a_whole_worker_mid_search_resumes_its_population_elsewhere(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    client = _start(cluster)
+    job = _search(client, tmp_path)
+    victim = _running_trial(client, job["id"])
+    pid = int(victim["worker"].rsplit(":", 1)[1])
+    name = next(n for n in cluster.processes if pid in cluster.children(n))
+    cluster.kill_group(name)  # nothing redelivers: the reaper finds the population by its lease
+    done = wait_job(client, job["id"], timeout=400)
+    _assert_search_whole(client, done)
+    reasons = [e["reason"] or "" for e in client.get(f"/v1/jobs/{job['id']}/events").json()]
+    assert any(f"trial {victim['number']}: resumed at epoch" in r for r in reasons), reasons
+
+
 def test_a_paused_worker_cannot_change_a_trial_another_worker_finished(
     cluster: Cluster, tmp_path: Path
 ) -> None:
