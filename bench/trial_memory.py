@@ -9,10 +9,17 @@ after the last, so the growth per trial shows without relying on recycling the p
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import sys
+import tempfile
 from pathlib import Path
+
+# As in a worker (worker/runtime.py): compiled programs also persist on disk, so programs dropped from
+# memory (worker/training/fast/memory.py) reload instead of recompiling.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="tuneforge-bench-jax-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -19,6 +19,7 @@ from worker.training.diagnostics import Measurement
 from worker.training.fast.buckets import split_by_shape
 from worker.training.fast.initializers import draw
 from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, run_chunk, start_members
+from worker.training.fast.memory import bound_programs
 from worker.training.fast.network import Shape
 from worker.training.reporting import Reporter
 
@@ -372,4 +373,5 @@ def train_population(members: list[Member], data: Matrices, *, probe_rows: int) 
             indices, _train_bucket([members[i] for i in indices], data, arrays), strict=True
         ):
             results[index] = result
+    bound_programs()
     return [r for r in results if r is not None]
