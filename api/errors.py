@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -108,6 +108,18 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value from the request (a NUL character, an out-of-range number): the
+    # client's input, not an outage and not a bug to hide behind a 500.
+    return problem(
+        422,
+        "invalid_value",
+        "Unprocessable input",
+        "a value in the request is not valid for its field"
+        " (for example a NUL character or a number out of range)",
+    )
+
+
 async def _database(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError | PoolTimeout)
     if isinstance(exc, DBAPIError) and not (
@@ -138,6 +150,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(DBAPIError, _database)
     app.add_exception_handler(PoolTimeout, _database)
     app.add_exception_handler(Exception, _unexpected)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.input_limits import NO_NUL, check_storable
 from models.status import JobKind, JobStatus
 from models.tables import Dataset, EpochMetric, Job, JobEvent, Model, Trial
 
@@ -62,10 +63,17 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: JobKind
-    dataset_id: str = Field(min_length=1, max_length=64)
-    target: str = Field(min_length=1, max_length=255)
+    dataset_id: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    target: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
     spec: dict[str, Any] = Field(default_factory=dict)
-    name: str | None = Field(default=None, max_length=255)
+    name: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
+
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _storable(cls, spec: Any) -> Any:
+        """Reject what JSON columns cannot hold or a spec never needs: deep nesting, NaN and infinities."""
+        check_storable(spec)
+        return spec
 
 
 class Progress(BaseModel):

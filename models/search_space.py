@@ -15,6 +15,8 @@ LAYER_FIELDS = ("units", "activation", "dropout")
 GRID_CAP = 10_000
 Path = tuple[str | int, ...]
 
+MAX_DEPTH = 64  # as for a fixed list of layers (spec.model.layers)
+
 
 @dataclass(frozen=True)
 class Param:
@@ -151,10 +153,14 @@ def extract_space(raw: dict[str, Any]) -> SearchSpace:
             space.num_layers = parse_distribution("num_layers", ("search", "num_layers"), num_layers)
             if space.num_layers.kind != "int" or (space.num_layers.low or 0) < 1:
                 raise _bad(("search", "num_layers"), "num_layers must be an int range starting at 1 or more")
-        elif isinstance(num_layers, int) and num_layers >= 1:
+            if (space.num_layers.high or 0) > MAX_DEPTH:
+                raise _bad(("search", "num_layers"), f"num_layers may reach at most {MAX_DEPTH} layers")
+        elif isinstance(num_layers, int) and 1 <= num_layers <= MAX_DEPTH:
             space.fixed_layers = num_layers
         else:
-            raise _bad(("search", "num_layers"), 'expected a positive int or {"int": [min, max]}')
+            raise _bad(
+                ("search", "num_layers"), f'expected an int from 1 to {MAX_DEPTH} or {{"int": [min, max]}}'
+            )
     if layer is not None:
         if not isinstance(layer, dict) or not layer.keys() <= set(LAYER_FIELDS):
             raise _bad(("search", "layer"), "layer may set only " + ", ".join(LAYER_FIELDS))

@@ -42,7 +42,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, row_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), row_id
+        at = datetime.fromisoformat(stamp)
+        if at.tzinfo is None or "\x00" in row_id:
+            raise ValueError("not a cursor this API issued")
+        return at, row_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("invalid_cursor", "the cursor is malformed; pass back next_cursor") from exc
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from api import services
 from api.deps import SessionDep, SettingsDep, TenantDep
+from api.input_limits import NO_NUL
 from api.schemas import DatasetOut, DatasetPage
-from models.errors import PayloadTooLarge
+from models.errors import InvalidInput, PayloadTooLarge
 from models.store import DatasetStore
 from models.tabular import HeaderMode
 
@@ -34,17 +35,24 @@ async def upload_dataset(
     settings: SettingsDep,
     response: Response,
     file: Annotated[UploadFile, File(description="A CSV file, UTF-8")],
-    name: Annotated[str | None, Form(max_length=255)] = None,
+    name: Annotated[str | None, Form(max_length=255, pattern=NO_NUL)] = None,
     header: Annotated[HeaderMode, Form()] = "auto",
 ) -> DatasetOut:
     """Upload a CSV; it is validated and profiled before anything is stored."""
+    name = name or file.filename or "dataset.csv"
+    if len(name) > 255 or "\x00" in name:
+        raise InvalidInput(
+            "invalid_name",
+            "the dataset's name (the file name unless 'name' is sent) must be at most 255 characters"
+            " and hold no NUL character",
+        )
     raw = await _read_capped(file, settings.max_upload_bytes)
     dataset = services.upload_dataset(
         session,
         settings,
         tenant_id=tenant_id,
         raw=raw,
-        name=name or file.filename or "dataset.csv",
+        name=name,
         header=header,
     )
     response.headers["Location"] = f"/v1/datasets/{dataset.id}"

@@ -100,7 +100,10 @@ def job_trials(tenant_id: TenantDep, session: SessionDep, job_id: str) -> list[T
 
 @router.get("/{job_id}/metrics", response_model=list[EpochOut])
 def job_metrics(
-    tenant_id: TenantDep, session: SessionDep, job_id: str, trial: Annotated[int | None, Query(ge=0)] = None
+    tenant_id: TenantDep,
+    session: SessionDep,
+    job_id: str,
+    trial: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
 ) -> list[EpochOut]:
     """Per-epoch metrics of the job's trials (or of one trial)."""
     JobStore(session).get(tenant_id, job_id)

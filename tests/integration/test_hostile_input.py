@@ -1,0 +1,94 @@
+"""Requests that used to crash the API (500) now get a 4xx naming the problem (issue 10's reproductions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.support import upload
+
+
+def _problem(response: Any, status: int = 422) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _dataset(client: TestClient, csvs: dict[str, Path]) -> dict[str, Any]:
+    return upload(client, csvs["iris"])  # type: ignore[arg-type]
+
+
+def test_a_trial_number_beyond_any_integer_column_is_422(client: TestClient, csvs: dict[str, Path]) -> None:
+    dataset = _dataset(client, csvs)
+    job = client.post(
+        "/v1/jobs", json={"kind": "train", "dataset_id": dataset["id"], "target": "target"}
+    ).json()
+    for trial in ("2147483648", "9223372036854775808"):
+        _problem(client.get(f"/v1/jobs/{job['id']}/metrics", params={"trial": trial}))
+
+
+def test_a_spec_nested_hundreds_deep_is_422(client: TestClient, csvs: dict[str, Path]) -> None:
+    dataset = _dataset(client, csvs)
+    spec: dict[str, Any] = {}
+    for _ in range(300):
+        spec = {"a": spec}
+    body = {"kind": "train", "dataset_id": dataset["id"], "target": "target", "spec": spec}
+    problem = _problem(
+        client.post("/v1/jobs", content=json.dumps(body), headers={"content-type": "application/json"})
+    )
+    assert "nest" in problem["detail"]
+
+
+def test_non_finite_numbers_in_a_spec_are_422(client: TestClient, csvs: dict[str, Path]) -> None:
+    dataset = _dataset(client, csvs)
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        raw = (
+            f'{{"kind": "train", "dataset_id": "{dataset["id"]}", "target": "target",'
+            f' "spec": {{"training": {{"learning_rate": {literal}}}}}}}'
+        )
+        problem = _problem(client.post("/v1/jobs", content=raw, headers={"content-type": "application/json"}))
+        assert "finite" in problem["detail"]
+
+
+def test_a_cursor_holding_a_naive_datetime_is_422(client: TestClient) -> None:
+    for path in ("/v1/jobs", "/v1/datasets"):
+        problem = _problem(client.get(path, params={"cursor": "MjAyNi0wMS0wMVQwMDowMDowMHxqb2JfeA"}))
+        assert problem["code"] == "invalid_cursor"
+
+
+def test_nul_bytes_in_ids_and_names_are_4xx(client: TestClient, csvs: dict[str, Path]) -> None:
+    dataset = _dataset(client, csvs)
+    for path in (
+        "/v1/jobs/job_%00x",
+        "/v1/datasets/ds_%00x",
+        "/v1/models/mdl_%00x",
+        "/v1/jobs/job_%00x/events",
+    ):
+        assert 400 <= client.get(path).status_code < 500, path
+    assert client.get("/v1/jobs", params={"cursor": "a\x00b"}).status_code == 422
+    named = {"kind": "train", "dataset_id": dataset["id"], "target": "target", "name": "a\x00b"}
+    _problem(client.post("/v1/jobs", json=named))
+    with csvs["iris"].open("rb") as handle:
+        response = client.post(
+            "/v1/datasets", files={"file": ("iris.csv", handle, "text/csv")}, data={"name": "a\x00b"}
+        )
+    _problem(response)
+
+
+def test_an_upload_file_name_over_255_characters_is_422(client: TestClient, csvs: dict[str, Path]) -> None:
+    with csvs["iris"].open("rb") as handle:
+        response = client.post("/v1/datasets", files={"file": ("x" * 300 + ".csv", handle, "text/csv")})
+    assert "255" in _problem(response)["detail"]
+
+
+def test_a_grid_over_a_thousand_layers_is_422_at_once(client: TestClient, csvs: dict[str, Path]) -> None:
+    dataset = _dataset(client, csvs)
+    for high in (1000, 10_000_000):
+        spec = {"search": {"algorithm": "grid", "num_layers": {"int": [1, high]}}}
+        body = {"kind": "search", "dataset_id": dataset["id"], "target": "target", "spec": spec}
+        problem = _problem(client.post("/v1/jobs", json=body))
+        assert "num_layers" in problem["detail"] and "64" in problem["detail"]
