@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from celery import Celery
@@ -59,7 +60,8 @@ class JobQueue:
                 "prediction_timeout", f"no prediction worker answered within {timeout:.0f} s"
             ) from exc
         finally:
-            result.forget()
+            with contextlib.suppress(OSError):  # the file backend has no result file after a timeout
+                result.forget()
         return predictions
 
     def ping(self) -> None:

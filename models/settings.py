@@ -82,12 +82,14 @@ class Settings(BaseSettings):
         """Transport options: folders for the filesystem broker, visibility timeout for Redis."""
         if self.resolved_broker_url().startswith("filesystem"):
             folder = (self.data_dir / "broker").resolve()
-            for sub in ("queue", "processed"):
+            for sub in ("queue", "processed", "control"):
                 (folder / sub).mkdir(parents=True, exist_ok=True)
             return {
                 "data_folder_in": str(folder / "queue"),
                 "data_folder_out": str(folder / "queue"),
                 "processed_folder": str(folder / "processed"),
+                # kombu's default is ./control in whatever folder the process started from.
+                "control_folder": str(folder / "control"),
                 "store_processed": False,
                 "polling_interval": 0.05,
             }
