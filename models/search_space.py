@@ -16,6 +16,7 @@ GRID_CAP = 10_000
 Path = tuple[str | int, ...]
 
 MAX_DEPTH = 64  # as for a fixed list of layers (spec.model.layers)
+MAX_CHOICES = 1000
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def parse_distribution(name: str, path: Path, raw: dict[str, Any]) -> Param:
     if kind == "choice":
         if not isinstance(body, list) or not body:
             raise _bad(path, "a choice needs a non-empty list of values")
+        if len(body) > MAX_CHOICES:
+            raise _bad(path, f"a choice may list at most {MAX_CHOICES} values")
         if len({repr(v) for v in body}) != len(body):
             raise _bad(path, "choice values must be distinct")
         return Param(name, path, "choice", values=tuple(body))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,6 +32,10 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
     "regression": ("rmse", "mae"),
 }
 MAX_CLASSES = 1000
+MAX_SEED = 2**32 - 1  # numpy's and Keras' seed range
+MAX_MISSING_MARKERS = 1000
+# A network past this many weights (64 x 4096 is ~1 billion, ~17 GB with Adam) cannot train on a worker.
+MAX_PARAMETERS = 20_000_000
 MULTICLASS_INTEGER_MAX_DISTINCT = 20
 
 
@@ -44,7 +49,7 @@ class SplitSpec(_Strict):
     """How rows are split into training and validation."""
 
     validation_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    seed: int = 1
+    seed: int = Field(1, ge=0, le=MAX_SEED)
     stratify: bool = True
 
 
@@ -60,6 +65,13 @@ class PreprocessingSpec(_Strict):
     @classmethod
     def _empty_list_is_empty_dict(cls, value: Any) -> Any:
         return {} if value == [] else value
+
+    @field_validator("missing_values")
+    @classmethod
+    def _bounded(cls, value: dict[str, list[float | str]]) -> dict[str, list[float | str]]:
+        if sum(len(markers) for markers in value.values()) > MAX_MISSING_MARKERS:
+            raise ValueError(f"at most {MAX_MISSING_MARKERS} missing-value markers in all")
+        return value
 
 
 class LayerSpec(_Strict):
@@ -107,7 +119,7 @@ class TrainingSpec(_Strict):
     clipvalue: float | None = Field(None, gt=0.0)
     epochs: int = Field(100, ge=1, le=10_000)
     batch_size: int = Field(32, ge=1, le=1 << 16)
-    seed: int = 1
+    seed: int = Field(1, ge=0, le=MAX_SEED)
     # auto: the compiled JAX loop where it can run the spec, else model.fit; reference: always model.fit.
     engine: Literal["auto", "fast", "reference"] = "auto"
     early_stopping: EarlyStoppingSpec | None = Field(default_factory=EarlyStoppingSpec)
@@ -359,5 +371,32 @@ def resolve_spec(
             f"{task} task; choose one of " + ", ".join(sorted(_monitorable(task))),
             [FieldError(("spec", "training", "early_stopping", "monitor"), "unknown metric")],
         )
+    _check_size(spec, space, n_features=len(columns) - 1)
     search = _resolve_search(space, spec, task, max_trials_cap) if space is not None else None
     return spec.model_copy(update={"task": task, "search": search})
+
+
+def _largest(param: Any, fixed: int) -> int:
+    if param is None or not hasattr(param, "kind"):
+        return fixed
+    if param.kind == "choice":
+        return int(max(v for v in param.values if isinstance(v, int | float)))
+    return int(param.high)
+
+
+def _check_size(spec: JobSpec, space: SearchSpace | None, *, n_features: int) -> None:
+    """Refuse networks no worker can hold: weights of the largest candidate, before one-hot encoding."""
+    widths = [layer.units for layer in spec.model.layers]
+    if space is not None:
+        depth = _largest(space.num_layers, space.fixed_layers or len(widths))
+        width = _largest(space.layer.get("units"), max(widths, default=1))
+        widths = [width] * depth
+    sizes = [max(n_features, 1), *widths, 1]
+    weights = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    if weights > MAX_PARAMETERS:
+        raise InvalidInput(
+            "network_too_large",
+            f"the network (its largest candidate) has about {weights:,} weights; at most "
+            f"{MAX_PARAMETERS:,} are supported: use fewer or narrower layers",
+            [FieldError(("spec", "model", "layers"), "too many weights")],
+        )

@@ -92,3 +92,29 @@ def test_a_grid_over_a_thousand_layers_is_422_at_once(client: TestClient, csvs: 
         body = {"kind": "search", "dataset_id": dataset["id"], "target": "target", "spec": spec}
         problem = _problem(client.post("/v1/jobs", json=body))
         assert "num_layers" in problem["detail"] and "64" in problem["detail"]
+
+
+def _submit(client: TestClient, dataset: dict[str, Any], kind: str, spec: dict[str, Any]) -> Any:
+    return client.post(
+        "/v1/jobs", json={"kind": kind, "dataset_id": dataset["id"], "target": "target", "spec": spec}
+    )
+
+
+def test_specs_no_worker_could_run_are_422_at_submit(client: TestClient, csvs: dict[str, Path]) -> None:
+    dataset = _dataset(client, csvs)
+    huge = {"model": {"layers": [{"units": 4096}] * 64}}
+    assert _problem(_submit(client, dataset, "train", huge))["code"] == "network_too_large"
+    searched = {"search": {"num_layers": {"int": [1, 64]}, "layer": {"units": {"int": [8, 4096]}}}}
+    assert _problem(_submit(client, dataset, "search", searched))["code"] == "network_too_large"
+    many = {
+        "search": {"max_trials": 500, "executions_per_trial": 10},
+        "model": {"layers": [{"units": 4096}] * 64},
+    }
+    _problem(_submit(client, dataset, "search", many))
+    markers = {"preprocessing": {"missing_values": {"sepal length (cm)": [str(i) for i in range(200_000)]}}}
+    _problem(_submit(client, dataset, "train", markers))
+    wide_choice = {"training": {"batch_size": {"choice": list(range(1, 200_001))}}}
+    _problem(_submit(client, dataset, "search", wide_choice))
+    for seed in (-1, 2**32, 2**70):
+        _problem(_submit(client, dataset, "train", {"training": {"seed": seed}}))
+        _problem(_submit(client, dataset, "train", {"split": {"seed": seed}}))
