@@ -11,7 +11,7 @@ from tenacity import retry, stop_after_attempt, wait_fixed
 
 from models.errors import ServiceUnavailable
 from models.settings import Settings
-from worker.protocol import PREDICT, RUN_JOB, run_job_args
+from worker.protocol import PREDICT, RUN_JOB, ModelFileMismatch, run_job_args
 
 # A request must never wait out a broker outage: the job is stored, the reaper re-sends it.
 PUBLISH_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 1.0, "max_retries": 0}
@@ -58,6 +58,11 @@ class JobQueue:
         except CeleryTimeout as exc:
             raise ServiceUnavailable(
                 "prediction_timeout", f"no prediction worker answered within {timeout:.0f} s"
+            ) from exc
+        except ModelFileMismatch as exc:
+            raise ServiceUnavailable(
+                "model_file_mismatch",
+                "the stored model file does not match its recorded sha256; it was not loaded",
             ) from exc
         finally:
             with contextlib.suppress(OSError):  # the file backend has no result file after a timeout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,26 @@ def predict(
             + ", ".join(sorted(known)),
             [FieldError(("body", "rows"), f"unknown column '{name}'") for name in unknown],
         )
-    return queue.predict(
+    bad = [
+        i
+        for i, row in enumerate(rows)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in row.values())
+    ]
+    if bad:
+        raise InvalidInput(
+            "non_finite_input",
+            f"rows {bad[:10]} hold NaN or an infinity; send a blank or null for a missing value",
+            [FieldError(("body", "rows", i), "non-finite number") for i in bad[:10]],
+        )
+    predictions = queue.predict(
         storage_key=model.storage_key, sha256=model.sha256, input_schema=model.input_schema, rows=rows
     )
+    overflowed = [i for i, p in enumerate(predictions) if isinstance(p, dict) and "error" in p]
+    if overflowed:
+        raise InvalidInput(
+            "non_finite_output",
+            f"the model's output is not finite for rows {overflowed[:10]}: their inputs are far outside"
+            " what it was trained on",
+            [FieldError(("body", "rows", i), "non-finite model output") for i in overflowed[:10]],
+        )
+    return predictions

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.app import app
-from worker.protocol import PREDICT
+from worker.protocol import PREDICT, ModelFileMismatch
 from worker.runtime import runtime
 
 # model storage key + sha256 -> loaded keras.Model: prediction workers keep hot models in memory.
@@ -17,8 +17,13 @@ MAX_LOADED = 8
 def _model(path: Path, sha256: str) -> Any:
     import keras  # TensorFlow loads here, in the worker's child process, on first use
 
+    from worker.training.artifacts import sha256_file
+
     key = (str(path), sha256)
     if key not in _loaded:
+        # Loaded only if the bytes are the ones recorded when the model was saved.
+        if sha256_file(path) != sha256:
+            raise ModelFileMismatch(f"{path.name} does not match its recorded sha256")
         if len(_loaded) >= MAX_LOADED:
             _loaded.pop(next(iter(_loaded)))
         _loaded[key] = keras.saving.load_model(path, safe_mode=True)

@@ -9,6 +9,10 @@ RUN_TRIAL = "tuneforge.run_trial"
 RUN_POPULATION = "tuneforge.run_population"
 
 
+class ModelFileMismatch(Exception):
+    """Raised by a prediction worker when a model file's sha256 is not the one recorded for it."""
+
+
 def run_job_args(job_id: str) -> list[str]:
     """Positional arguments of a ``RUN_JOB`` message: ids only, never ORM objects."""
     return [job_id]

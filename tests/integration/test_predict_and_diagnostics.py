@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from models.settings import Settings
 from tests.support import submit, upload, wait_job
 
 pytestmark = pytest.mark.integration
@@ -113,3 +114,33 @@ def test_diverging_training_ends_failed_with_its_diagnostics(
     assert "exploding_gradients" in [f["flag"] for f in job["error"]["details"]["diagnostics"]["flags"]]
     trial = client.get(f"/v1/jobs/{job['id']}/trials").json()[0]
     assert trial["status"] == "failed" and trial["diagnostics"]["flags"]
+
+
+def test_predict_refuses_a_tampered_file_and_non_finite_inputs(
+    client: TestClient,
+    settings: Settings,
+    worker: subprocess.Popen[bytes],
+    predictor: subprocess.Popen[bytes],
+    csvs: dict[str, Path],
+) -> None:
+    """The file is loaded only if its sha256 matches; NaN in a row is a 422, never a silent null."""
+    dataset = upload(client, csvs["breast_cancer"])
+    job = wait_job(client, submit(client, dataset["id"], "target", {"training": {"epochs": 5}})["id"])
+    assert job["status"] == "succeeded", job
+    model_id = job["best"]["model_id"]
+    columns = [c["name"] for c in dataset["columns"] if c["name"] != "target"]
+    path = settings.data_dir / "models" / f"{model_id}.keras"
+    original = path.read_bytes()
+    path.write_bytes(original + b"tampered")
+    tampered = client.post(f"/v1/models/{model_id}/predict", json={"rows": [dict.fromkeys(columns, 1.0)]})
+    assert tampered.status_code == 503 and tampered.json()["code"] == "model_file_mismatch", tampered.text
+    path.write_bytes(original)
+
+    nan_row = '{"rows": [{"' + columns[0] + '": NaN}]}'
+    not_finite = client.post(
+        f"/v1/models/{model_id}/predict", content=nan_row, headers={"content-type": "application/json"}
+    )
+    assert not_finite.status_code == 422 and not_finite.json()["code"] == "non_finite_input", not_finite.text
+
+    fine = client.post(f"/v1/models/{model_id}/predict", json={"rows": [dict.fromkeys(columns, 1.0)]})
+    assert fine.status_code == 200, "the restored file loads and predicts"
