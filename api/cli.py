@@ -23,7 +23,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         key, created = embedded.prepare(settings)
         where = settings.api_key_file.resolve()
         print(f"tuneforge embedded mode: data in {settings.data_dir.resolve()}", flush=True)
-        print(f"API key ({'new' if created else 'existing'}, saved in {where}): {key}", flush=True)
+        if created:
+            print(f"API key (new, shown once, saved in {where}): {key}", flush=True)
+        else:
+            print(f"API key: the one saved in {where} (not printed again)", flush=True)
         print(f"worker logs: {settings.data_dir.resolve() / 'logs'}", flush=True)
     if settings.embedded or args.with_worker:
         workers = embedded.start_workers(settings, concurrency=args.concurrency)
@@ -141,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         os.execv(sys.executable, [sys.executable, "-m", "tuneforge_client.cli", *argv])
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # files a server process writes (database, datasets, models, logs): owner only
     result: int = args.run(args, Settings())
     return result
 

@@ -44,6 +44,7 @@ def ensure_first_key(settings: Settings) -> tuple[str, bool]:
 
 def prepare(settings: Settings) -> tuple[str, bool]:
     """Create folders, migrate the SQLite schema and make sure a first key exists."""
+    os.umask(0o077)  # the database, datasets and models: this user's only (and the workers it starts)
     settings.ensure_dirs()
     upgrade_to_head(settings.resolved_database_url())
     return ensure_first_key(settings)

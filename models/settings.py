@@ -97,9 +97,11 @@ class Settings(BaseSettings):
         return {"visibility_timeout": self.job_hard_time_limit_s + 3600}
 
     def ensure_dirs(self) -> None:
-        """Create the data folders this process writes to."""
+        """Create the data folders this process writes to, readable by this user only (0700)."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # tenants' datasets, models and the database live here
         for sub in ("datasets", "models", "tmp"):
-            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+            (self.data_dir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     @property
     def api_key_file(self) -> Path:

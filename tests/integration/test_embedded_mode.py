@@ -36,6 +36,8 @@ def test_quickstart_trains_on_sqlite_without_redis(tmp_path: Path) -> None:
 
     key_file = tmp_path / "api_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700, "the data folder is the owner's only"
+    assert stat.S_IMODE((tmp_path / "tuneforge.db").stat().st_mode) == 0o600
     assert not list(tmp_path.glob("tmp/*")), "no partial files left behind"
     engine = make_engine(f"sqlite:///{tmp_path / 'tuneforge.db'}")
     with make_sessionmaker(engine)() as session:
