@@ -257,11 +257,16 @@ class JobStore:
             stmt = stmt.where(Job.kind == kind)
         return _page(self.session, stmt, Job, limit, cursor)
 
-    def events(self, job_id: str) -> Sequence[JobEvent]:
-        """The job's status history, oldest first."""
-        return self.session.scalars(
-            select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
-        ).all()
+    def events(self, job_id: str, *, tenant_id: str | None = None) -> Sequence[JobEvent]:
+        """The job's status history, oldest first; with ``tenant_id``, only if the job is the tenant's
+        (``job_not_found`` otherwise: every job has at least its ``submitted`` event)."""
+        stmt = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+        if tenant_id is not None:
+            stmt = stmt.join(Job, Job.id == JobEvent.job_id).where(Job.tenant_id == tenant_id)
+        events = self.session.scalars(stmt).all()
+        if tenant_id is not None and not events:
+            raise NotFound("job_not_found", f"job '{job_id}' does not exist")
+        return events
 
     def transition(
         self,
@@ -667,16 +672,27 @@ class TrialStore:
         self.session.flush()
         return True
 
-    def for_job(self, job_id: str) -> Sequence[Trial]:
-        """A job's trials in order."""
-        return self.session.scalars(select(Trial).where(Trial.job_id == job_id).order_by(Trial.number)).all()
+    def _tenants_job(self, job_id: str, tenant_id: str | None) -> Any:
+        """A filter for a job's rows; with ``tenant_id``, the job must be the tenant's (404 otherwise)."""
+        if tenant_id is None:
+            return Trial.job_id == job_id
+        JobStore(self.session).get(tenant_id, job_id)
+        owned = select(Job.id).where(Job.id == job_id, Job.tenant_id == tenant_id)
+        return Trial.job_id.in_(owned)  # the read itself carries the tenant, not only the check before it
 
-    def epochs(self, job_id: str, *, trial_number: int | None = None) -> Sequence[tuple[int, EpochMetric]]:
+    def for_job(self, job_id: str, *, tenant_id: str | None = None) -> Sequence[Trial]:
+        """A job's trials in order (the tenant's job only, when ``tenant_id`` is given)."""
+        stmt = select(Trial).where(self._tenants_job(job_id, tenant_id)).order_by(Trial.number)
+        return self.session.scalars(stmt).all()
+
+    def epochs(
+        self, job_id: str, *, tenant_id: str | None = None, trial_number: int | None = None
+    ) -> Sequence[tuple[int, EpochMetric]]:
         """Per-epoch metrics of a job's trials, as (trial number, row)."""
         stmt = (
             select(Trial.number, EpochMetric)
             .join(EpochMetric, EpochMetric.trial_id == Trial.id)
-            .where(Trial.job_id == job_id)
+            .where(self._tenants_job(job_id, tenant_id))
             .order_by(Trial.number, EpochMetric.execution, EpochMetric.epoch)
         )
         if trial_number is not None:

@@ -86,16 +86,13 @@ def cancel_job(tenant_id: TenantDep, session: SessionDep, job_id: str) -> JobOut
 @router.get("/{job_id}/events", response_model=list[EventOut], response_model_by_alias=True)
 def job_events(tenant_id: TenantDep, session: SessionDep, job_id: str) -> list[EventOut]:
     """The job's status history."""
-    jobs = JobStore(session)
-    jobs.get(tenant_id, job_id)
-    return [EventOut.of(e) for e in jobs.events(job_id)]
+    return [EventOut.of(e) for e in JobStore(session).events(job_id, tenant_id=tenant_id)]
 
 
 @router.get("/{job_id}/trials", response_model=list[TrialOut])
 def job_trials(tenant_id: TenantDep, session: SessionDep, job_id: str) -> list[TrialOut]:
     """The job's trials."""
-    JobStore(session).get(tenant_id, job_id)
-    return [TrialOut.of(t) for t in TrialStore(session).for_job(job_id)]
+    return [TrialOut.of(t) for t in TrialStore(session).for_job(job_id, tenant_id=tenant_id)]
 
 
 @router.get("/{job_id}/metrics", response_model=list[EpochOut])
@@ -106,5 +103,5 @@ def job_metrics(
     trial: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
 ) -> list[EpochOut]:
     """Per-epoch metrics of the job's trials (or of one trial)."""
-    JobStore(session).get(tenant_id, job_id)
-    return [EpochOut.of(n, row) for n, row in TrialStore(session).epochs(job_id, trial_number=trial)]
+    epochs = TrialStore(session).epochs(job_id, tenant_id=tenant_id, trial_number=trial)
+    return [EpochOut.of(n, row) for n, row in epochs]

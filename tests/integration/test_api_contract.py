@@ -39,6 +39,36 @@ def test_another_tenants_objects_are_not_found(
     assert other_client.get("/v1/datasets").json()["items"] == []
 
 
+def test_every_id_taking_route_and_list_hides_another_tenants_objects(
+    client: TestClient,
+    other_client: TestClient,
+    worker: subprocess.Popen[bytes],
+    csvs: dict[str, Path],
+) -> None:
+    """Job, its events, trials, metrics, its model and the lists: all 404 or empty for another tenant."""
+    dataset = upload(client, csvs["iris"])
+    job = wait_job(client, submit(client, dataset["id"], "target", {"training": {"epochs": 3}})["id"])
+    assert job["status"] == "succeeded", job
+    model = job["best"]["model_id"]
+    reads = [
+        f"/v1/datasets/{dataset['id']}",
+        f"/v1/jobs/{job['id']}",
+        f"/v1/jobs/{job['id']}/events",
+        f"/v1/jobs/{job['id']}/trials",
+        f"/v1/jobs/{job['id']}/metrics",
+        f"/v1/models/{model}",
+        f"/v1/models/{model}/download",
+    ]
+    for path in reads:
+        assert other_client.get(path).status_code == 404, path
+        assert client.get(path).status_code == 200, path
+    assert other_client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 404
+    assert other_client.post(f"/v1/models/{model}/predict", json={"rows": [{}]}).status_code == 404
+    assert other_client.delete(f"/v1/datasets/{dataset['id']}").status_code == 404
+    for listing in ("/v1/datasets", "/v1/jobs"):
+        assert other_client.get(listing).json()["items"] == [], listing
+
+
 @pytest.fixture
 def parked(client: TestClient, settings: Settings, redis_url: str) -> Iterator[TestClient]:
     """The app publishing to a queue no worker consumes, so jobs stay queued."""
