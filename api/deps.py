@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.key_cache import KeyCache
 from api.queue import JobQueue
+from api.rate_limits import RateLimits
 from models.errors import Unauthenticated
 from models.settings import Settings
 from models.store import KeyStore
@@ -59,7 +60,10 @@ async def get_tenant(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The tenant id of the caller's API key, or 401."""
+    limits: RateLimits = request.app.state.rate_limits
+    address = request.client.host if request.client else "unknown"
     if credentials is None or credentials.scheme.lower() != "bearer":
+        limits.check_failed_auth(address)
         raise Unauthenticated("missing_api_key", "send 'Authorization: Bearer <api key>'")
     keys: KeyCache = request.app.state.keys
     tenant_id = keys.remembered(credentials.credentials)
@@ -67,7 +71,9 @@ async def get_tenant(
         lookup = KeyStore(session).tenant_for
         tenant_id = await run_in_threadpool(keys.tenant_for, credentials.credentials, lookup)
     if tenant_id is None:
+        limits.check_failed_auth(address)
         raise Unauthenticated("invalid_api_key", "the API key is unknown or revoked")
+    limits.check_key(credentials.credentials, request.method)
     return tenant_id
 
 

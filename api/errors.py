@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import structlog
@@ -18,6 +19,7 @@ from models.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     ServiceUnavailable,
     Unauthenticated,
 )
@@ -30,6 +32,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     Conflict: 409,
     Unauthenticated: 401,
     PayloadTooLarge: 413,
+    RateLimited: 429,
     ServiceUnavailable: 503,
 }
 CODE_BY_STATUS = {
@@ -76,6 +79,8 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(math.ceil(exc.retry_after_s))}
     return problem(
         status,
         exc.code,

@@ -11,6 +11,7 @@ from api.errors import install_error_handlers
 from api.key_cache import KeyCache
 from api.observability import configure_logging, install_metrics
 from api.queue import JobQueue
+from api.rate_limits import RateLimits
 from api.routes import datasets, health, jobs, models
 from models.db import make_engine, make_sessionmaker
 from models.settings import Settings
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_sessions = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
         app.state.queue = JobQueue(settings)
         app.state.keys = KeyCache(settings.api_key_cache_s)
+        app.state.rate_limits = RateLimits(settings)
         try:
             yield
         finally:

@@ -57,6 +57,14 @@ class PayloadTooLarge(DomainError):
     title = "Payload too large"
 
 
+@dataclass
+class RateLimited(DomainError):
+    """Too many requests in the current window (HTTP 429); ``retry_after_s`` says when to come back."""
+
+    retry_after_s: float = 1.0
+    title: ClassVar[str] = "Too many requests"
+
+
 class ServiceUnavailable(DomainError):
     """A dependency (a worker, the broker) did not answer in time (HTTP 503)."""
 

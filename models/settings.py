@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # A key's tenant is remembered this long per API process, so a revocation by another process
     # (``tuneforge keys``) takes effect within this many seconds.
     api_key_cache_s: float = Field(default=5.0, ge=0)
+    # Rate limits ("N/second|minute|hour"): per API key for reads and writes, per client address for
+    # requests with a missing or wrong key. 429 with Retry-After past them.
+    rate_limit_reads: str = "1200/minute"
+    rate_limit_writes: str = "120/minute"
+    rate_limit_failed_auth: str = "30/minute"
 
     @computed_field  # type: ignore[prop-decorator]
     @property
