@@ -94,6 +94,35 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    from api.embedded import with_keys
+
+    with with_keys(settings) as keys:
+        for key in keys.keys(args.tenant):
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
+            used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+            print(f"{key.id}  {key.prefix}...  {state:<22} last used {used:<16}  {key.name or ''}".rstrip())
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from api.embedded import with_keys
+
+    with with_keys(settings) as keys:
+        keys.revoke(args.key_id)
+    print(f"revoked {args.key_id} (API processes stop accepting it within TUNEFORGE_API_KEY_CACHE_S)")
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from api.embedded import with_keys
+
+    with with_keys(settings) as keys:
+        _, plaintext = keys.rotate(args.key_id)
+    print(plaintext)  # shown once; the old key is revoked
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="tuneforge", description=__doc__)
@@ -127,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--tenant", required=True)
     create.add_argument("--name", default=None)
     create.set_defaults(run=_keys_create)
+    listing = keys.add_parser("list", help="a tenant's keys: id, prefix, state, last use")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(run=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(run=_keys_revoke)
+    rotate = keys.add_parser("rotate", help="replace a key by a new one (printed once), revoking it")
+    rotate.add_argument("key_id")
+    rotate.set_defaults(run=_keys_rotate)
     return parser
 
 

@@ -68,7 +68,13 @@ async def get_tenant(
     keys: KeyCache = request.app.state.keys
     tenant_id = keys.remembered(credentials.credentials)
     if tenant_id is None:
-        lookup = KeyStore(session).tenant_for
+
+        def lookup(plaintext: str) -> str | None:
+            # The lookup notes last_used_at; committed now, before the route does anything.
+            found = KeyStore(session).tenant_for(plaintext)
+            session.commit()
+            return found
+
         tenant_id = await run_in_threadpool(keys.tenant_for, credentials.credentials, lookup)
     if tenant_id is None:
         limits.check_failed_auth(address)

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from models.db import make_engine, make_sessionmaker, session_scope
@@ -19,14 +21,20 @@ FIRST_TENANT = "default"
 
 def create_key(settings: Settings, tenant: str, *, name: str | None = None) -> str:
     """Create an API key for ``tenant`` (creating the tenant) and return its plaintext."""
+    with with_keys(settings) as keys:
+        _, plaintext = keys.create_key(keys.ensure_tenant(tenant).id, name=name)
+    return plaintext
+
+
+@contextmanager
+def with_keys(settings: Settings) -> Iterator[KeyStore]:
+    """A key store in one transaction on the configured database (for the ``keys`` commands)."""
     engine = make_engine(settings.resolved_database_url())
     try:
         with session_scope(make_sessionmaker(engine)) as session:
-            keys = KeyStore(session)
-            _, plaintext = keys.create_key(keys.ensure_tenant(tenant).id, name=name)
+            yield KeyStore(session)
     finally:
         engine.dispose()
-    return plaintext
 
 
 def ensure_first_key(settings: Settings) -> tuple[str, bool]:

@@ -141,12 +141,40 @@ class KeyStore:
         return key, plaintext
 
     def tenant_for(self, plaintext: str) -> str | None:
-        """The tenant id a live key belongs to, or None."""
+        """The tenant id a live key belongs to (noting that it was used now), or None."""
         return self.session.scalar(
-            select(ApiKey.tenant_id).where(
-                ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None)
-            )
+            update(ApiKey)
+            .where(ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None))
+            .values(last_used_at=utcnow())
+            .returning(ApiKey.tenant_id)
         )
+
+    def keys(self, tenant_name: str) -> Sequence[ApiKey]:
+        """A tenant's keys, revoked ones too, oldest first."""
+        return self.session.scalars(
+            select(ApiKey)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .where(Tenant.name == tenant_name)
+            .order_by(ApiKey.created_at)
+        ).all()
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Revoke a key (idempotent); ``key_not_found`` if there is no such key."""
+        key = self.session.get(ApiKey, key_id)
+        if key is None:
+            raise NotFound("key_not_found", f"API key '{key_id}' does not exist")
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            self.session.flush()
+        return key
+
+    def rotate(self, key_id: str) -> tuple[ApiKey, str]:
+        """Replace a live key: a new key for the same tenant and name, the old one revoked."""
+        old = self.session.get(ApiKey, key_id)
+        if old is None or old.revoked_at is not None:
+            raise NotFound("key_not_found", f"no live API key '{key_id}'")
+        self.revoke(key_id)
+        return self.create_key(old.tenant_id, name=old.name)
 
 
 class DatasetStore:

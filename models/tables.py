@@ -31,6 +31,7 @@ class ApiKey(CreatedAtMixin, Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]  # renewed at most once per API process's key-cache TTL
 
 
 class Dataset(CreatedAtMixin, Base):
