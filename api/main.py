@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.body_limit import MULTIPART_SLACK, BodyLimit
 from api.errors import install_error_handlers
 from api.key_cache import KeyCache
 from api.observability import configure_logging, install_metrics
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Training-as-a-service for Keras: train jobs and searches.",
     )
+    # Outermost: an oversized body is refused before it is read or the caller is authenticated.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + MULTIPART_SLACK)
     app.state.registry = install_metrics(app)
     install_error_handlers(app)
     for router in (health.router, datasets.router, jobs.router, models.router):

@@ -124,10 +124,12 @@ def parse_csv(raw: bytes, *, header: HeaderMode = "auto") -> Table:
     body = cells.iloc[1:] if has_header else cells
     if body.empty:
         raise InvalidInput("no_rows", "the file has a header but no data rows")
-    frame = pd.DataFrame(index=range(len(body)))
+    typed: dict[str, pd.Series] = {}
     profiles: list[dict[str, Any]] = []
     for index, name in enumerate(names):
         column, profile = _typed_column(body.iloc[:, index].reset_index(drop=True))
-        frame[name] = column
+        typed[name] = column
         profiles.append({"name": name, **profile})
+    # Built at once: inserting columns one by one fragments the frame (quadratic for wide files).
+    frame = pd.DataFrame(typed, index=range(len(body)))
     return Table(frame=frame, has_header=has_header, columns=profiles)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 
 from api import services
 from api.deps import SessionDep, SettingsDep, TenantDep
@@ -47,7 +48,10 @@ async def upload_dataset(
             " and hold no NUL character",
         )
     raw = await _read_capped(file, settings.max_upload_bytes)
-    dataset = services.upload_dataset(
+    # Parsing and profiling a CSV is CPU work: in the threadpool, so /healthz and every other request
+    # keep being served meanwhile.
+    dataset = await run_in_threadpool(
+        services.upload_dataset,
         session,
         settings,
         tenant_id=tenant_id,
