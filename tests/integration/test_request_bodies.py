@@ -81,19 +81,25 @@ def test_healthz_answers_while_a_wide_csv_is_parsed(
         worker = threading.Thread(target=upload)
         began = time.monotonic()
         worker.start()
-        slowest = 0.0
+        slowest, answered = 0.0, 0
         while worker.is_alive():
             started = time.monotonic()
             assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
             slowest = max(slowest, time.monotonic() - started)
-            time.sleep(0.05)
+            answered += worker.is_alive()  # answered while the upload was still being handled
+            time.sleep(0.01)
         worker.join()
         took = time.monotonic() - began
     finally:
         server.terminate()
         server.wait(20)
-    print(f"upload {took:.2f} s, slowest /healthz {slowest:.2f} s")
+    print(f"upload {took:.2f} s, /healthz answered {answered} times meanwhile, slowest {slowest:.2f} s")
     assert done == [201]
-    # Before: /healthz waited out the whole parse (3.4 s of 3.6 s); GIL sharing with the parsing thread
-    # still costs it a fraction.
-    assert slowest < max(0.5, took / 2), f"/healthz waited {slowest:.2f} s of a {took:.2f} s upload"
+    # Parsed on the event loop, the first /healthz waited out the whole parse and none answered in
+    # between; in the threadpool they keep answering (slowed by sharing the GIL with the parse).
+    # (Measured here: on the event loop, 3 answers and the slowest waited 2.03 s of a 2.16 s upload;
+    # in the threadpool, 11-17 answers, the slowest 0.4-0.8 s.)
+    kept_answering = answered >= 5 or slowest < took / 2
+    assert kept_answering, (
+        f"/healthz answered {answered} times, slowest {slowest:.2f} s, in a {took:.2f} s upload"
+    )
