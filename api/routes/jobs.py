@@ -21,10 +21,12 @@ def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def _poll_headers(response: Response, job: JobOut) -> None:
-    response.headers["ETag"] = _etag(job.model_dump_json().encode())
+def _poll_headers(job: JobOut, body: bytes) -> dict[str, str]:
+    """ETag of the serialized job, and when to poll again while it is live."""
+    headers = {"ETag": _etag(body)}
     if job.status not in TERMINAL:
-        response.headers["Retry-After"] = str(POLL_AFTER_S[job.status])
+        headers["Retry-After"] = str(POLL_AFTER_S[job.status])
+    return headers
 
 
 @router.post("", status_code=202, response_model=JobOut)
@@ -42,7 +44,7 @@ def submit_job(
     )
     out = JobOut.of(job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    _poll_headers(response, out)
+    response.headers.update(_poll_headers(out, out.model_dump_json().encode()))
     return out
 
 
@@ -69,9 +71,7 @@ def get_job(tenant_id: TenantDep, session: ReadSessionDep, job_id: str, request:
     out = JobOut.of(JobStore(session).get(tenant_id, job_id))
     # Serialized once: the body, and the ETag from it (this is the route pollers hammer).
     body = out.model_dump_json().encode()
-    headers = {"ETag": _etag(body)}
-    if out.status not in TERMINAL:
-        headers["Retry-After"] = str(POLL_AFTER_S[out.status])
+    headers = _poll_headers(out, body)
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)

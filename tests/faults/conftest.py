@@ -86,6 +86,15 @@ def cluster(own_postgres: OwnPostgres, own_redis: OwnRedis, tmp_path: Path) -> I
     processes.stop_all()
 
 
+def start(cluster: Cluster, workers: int = 2) -> httpx.Client:
+    """Start the API, ``workers`` workers (worker-a, worker-b, ...) and beat; a client of the API."""
+    cluster.start_api()
+    for i in range(workers):
+        cluster.start_worker(f"worker-{'abcdefgh'[i]}")
+    cluster.start_beat()
+    return api(cluster)
+
+
 def api(cluster: Cluster, timeout: float = 30) -> httpx.Client:
     """An authenticated client of the cluster's API."""
     headers = {"Authorization": f"Bearer {cluster.env['TUNEFORGE_TEST_API_KEY']}"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.faults.conftest import api
+from tests.faults.conftest import api, start
 from tests.faults.services import Cluster, OwnPostgres, OwnRedis
 from tests.support import generate_csvs, upload, wait_job
 
@@ -12,10 +12,7 @@ from tests.support import generate_csvs, upload, wait_job
 def test_redis_down_post_answers_within_2_s_and_the_job_runs_once_the_broker_is_back(
     cluster: Cluster, own_redis: OwnRedis, tmp_path
 ) -> None:
-    cluster.start_api()
-    cluster.start_worker("worker-a")
-    cluster.start_beat()
-    client = api(cluster)
+    client = start(cluster, workers=1)
     dataset = upload(client, generate_csvs(tmp_path)["breast_cancer"])
     own_redis.stop()
 

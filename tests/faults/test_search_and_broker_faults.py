@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.faults.conftest import api
+from tests.faults.conftest import start
 from tests.faults.services import Cluster, OwnPostgres, OwnRedis, wait_until
 from tests.faults.test_worker_faults import (
     ENGINES,
@@ -77,18 +77,10 @@ def _assert_search_whole(client: httpx.Client, job: dict[str, Any]) -> None:
     assert job["best"]["model_id"] and client.get(f"/v1/models/{job['best']['model_id']}").status_code == 200
 
 
-def _start(cluster: Cluster, workers: int = 2) -> httpx.Client:
-    cluster.start_api()
-    for i in range(workers):
-        cluster.start_worker(f"worker-{'ab'[i]}")
-    cluster.start_beat()
-    return api(cluster)
-
-
 def test_kill_9_of_a_whole_worker_mid_training_is_picked_up_within_the_lease(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    client = _start(cluster)
+    client = start(cluster)
     job = _submit_long_train(client, tmp_path, "fast")
     at_kill = _wait_epoch(client, job["id"], 3)
     holder = _holder_pid(client, job["id"])
@@ -109,7 +101,7 @@ def test_kill_9_of_a_whole_worker_mid_training_is_picked_up_within_the_lease(
 def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    client = _start(cluster)
+    client = start(cluster)
     job = _submit_long_train(client, tmp_path, "fast")
     killed: set[int] = set()
     deadline = time.monotonic() + 300
@@ -130,7 +122,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts(
 def test_kill_9_mid_search_resumes_the_population_and_completes_every_trial(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    client = _start(cluster)
+    client = start(cluster)
     job = _search(client, tmp_path)
     _running_trial(client, job["id"])
     trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
@@ -146,7 +138,7 @@ def test_kill_9_mid_search_resumes_the_population_and_completes_every_trial(
 def test_kill_9_of_a_whole_worker_mid_search_resumes_its_population_elsewhere(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    client = _start(cluster)
+    client = start(cluster)
     job = _search(client, tmp_path)
     victim = _running_trial(client, job["id"])
     pid = int(victim["worker"].rsplit(":", 1)[1])
@@ -161,7 +153,7 @@ def test_kill_9_of_a_whole_worker_mid_search_resumes_its_population_elsewhere(
 def test_a_paused_worker_cannot_change_a_trial_another_worker_finished(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    client = _start(cluster)
+    client = start(cluster)
     job = _search(client, tmp_path)
     paused = _running_trial(client, job["id"])
     pid = int(paused["worker"].rsplit(":", 1)[1])
@@ -189,7 +181,7 @@ def test_a_paused_worker_cannot_change_a_trial_another_worker_finished(
 def test_postgres_restarted_mid_search_every_trial_completes(
     cluster: Cluster, own_postgres: OwnPostgres, tmp_path: Path
 ) -> None:
-    client = _start(cluster, workers=1)
+    client = start(cluster, workers=1)
     job = _search(client, tmp_path)
     _running_trial(client, job["id"])
     own_postgres.stop("fast")
@@ -201,7 +193,7 @@ def test_postgres_restarted_mid_search_every_trial_completes(
 def test_redis_restarted_empty_with_jobs_queued_and_running_all_succeed(
     cluster: Cluster, own_redis: OwnRedis, tmp_path: Path
 ) -> None:
-    client = _start(cluster, workers=1)
+    client = start(cluster, workers=1)
     running = _submit_long_train(client, tmp_path, "fast")
     _wait_epoch(client, running["id"], 2)
     dataset = upload(client, generate_csvs(tmp_path)["iris"])

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.faults.conftest import api
+from tests.faults.conftest import start
 from tests.faults.services import Cluster, OwnPostgres, wait_until
 from tests.support import submit, upload, wait_job
 
@@ -87,11 +87,7 @@ def _resumed_at(reasons: list[str]) -> int:
 def test_kill_9_of_the_training_child_resumes_from_the_last_checkpoint(
     cluster: Cluster, tmp_path: Path, engine: str
 ) -> None:
-    cluster.start_api()
-    cluster.start_worker("worker-a")
-    cluster.start_worker("worker-b")
-    cluster.start_beat()
-    client = api(cluster)
+    client = start(cluster)
     job = _submit_long_train(client, tmp_path, engine)
     at_kill = _wait_epoch(client, job["id"], 4)
     killed = time.monotonic()
@@ -118,10 +114,7 @@ def test_kill_9_of_the_training_child_resumes_from_the_last_checkpoint(
 def test_postgres_restarted_mid_job_the_job_still_succeeds(
     cluster: Cluster, own_postgres: OwnPostgres, tmp_path: Path
 ) -> None:
-    cluster.start_api()
-    cluster.start_worker("worker-a")
-    cluster.start_beat()
-    client = api(cluster)
+    client = start(cluster, workers=1)
     job = _submit_long_train(client, tmp_path, "reference")
     _wait_epoch(client, job["id"], 3)
     own_postgres.stop("fast")
@@ -139,11 +132,7 @@ def _parent_of(pid: int) -> int:
 def test_sigterm_mid_epoch_exits_within_10_s_and_the_work_resumes_elsewhere(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    cluster.start_api()
-    cluster.start_worker("worker-a")
-    cluster.start_worker("worker-b")
-    cluster.start_beat()
-    client = api(cluster)
+    client = start(cluster)
     job = _submit_long_train(client, tmp_path, "fast")
     at_signal = _wait_epoch(client, job["id"], 3)
     main_pid = _parent_of(_holder_pid(client, job["id"]))
