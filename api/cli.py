@@ -59,13 +59,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     command = worker_command(
         queue=settings.predict_queue if predicting else settings.queue,
         max_tasks_per_child=PREDICTOR_TASKS_PER_CHILD if predicting else None,
+        nice=0 if predicting else settings.trainer_nice,
         concurrency=args.concurrency,
         beat=args.beat,
         data_dir=settings.data_dir.resolve(),
         pool=args.pool,
         name=args.name,
     )
-    os.execv(command[0], command)
+    os.execvp(command[0], command)  # a path search: the command may start with `nice`
     return 0  # pragma: no cover - execv does not return
 
 
@@ -74,7 +75,7 @@ def _beat(_: argparse.Namespace, settings: Settings) -> int:
 
     settings.ensure_dirs()
     command = beat_command(settings.data_dir.resolve())
-    os.execv(command[0], command)
+    os.execvp(command[0], command)
     return 0  # pragma: no cover - execv does not return
 
 

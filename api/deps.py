@@ -29,13 +29,6 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_read_session(request: Request) -> Iterator[Session]:
-    """A session for routes that only read: autocommit, so no BEGIN/ROLLBACK round trips."""
-    factory: sessionmaker[Session] = request.app.state.read_sessions
-    with factory() as session:
-        yield session
-
-
 def get_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
@@ -49,37 +42,38 @@ def get_queue(request: Request) -> JobQueue:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
 async def get_tenant(
     request: Request,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The tenant id of the caller's API key, or 401."""
+    # No session dependency: a remembered key (every poll after the first) touches no database
+    # and no threadpool thread.
     limits: RateLimits = request.app.state.rate_limits
     address = request.client.host if request.client else "unknown"
     if credentials is None or credentials.scheme.lower() != "bearer":
-        limits.check_failed_auth(address)
+        await limits.check_failed_auth(address)
         raise Unauthenticated("missing_api_key", "send 'Authorization: Bearer <api key>'")
     keys: KeyCache = request.app.state.keys
     tenant_id = keys.remembered(credentials.credentials)
     if tenant_id is None:
+        sessions: sessionmaker[Session] = request.app.state.sessions
 
         def lookup(plaintext: str) -> str | None:
-            # The lookup notes last_used_at; committed now, before the route does anything.
-            found = KeyStore(session).tenant_for(plaintext)
-            session.commit()
-            return found
+            with sessions() as session:
+                found = KeyStore(session).tenant_for(plaintext)
+                session.commit()  # the lookup notes last_used_at
+                return found
 
         tenant_id = await run_in_threadpool(keys.tenant_for, credentials.credentials, lookup)
     if tenant_id is None:
-        limits.check_failed_auth(address)
+        await limits.check_failed_auth(address)
         raise Unauthenticated("invalid_api_key", "the API key is unknown or revoked")
-    limits.check_key(credentials.credentials, request.method)
+    await limits.check_key(credentials.credentials, request.method)
     return tenant_id
 
 

@@ -71,9 +71,11 @@ def worker_command(
     pool: str = "prefork",
     name: str | None = None,
     max_tasks_per_child: int | None = None,
+    nice: int = 0,
 ) -> list[str]:
     """The ``celery worker`` command line used by ``tuneforge serve``, ``tuneforge worker`` and tests."""
-    command = _celery("worker", "-Q", queue, "-c", str(concurrency), f"--pool={pool}", "--loglevel=INFO")
+    command = ["nice", "-n", str(nice)] if nice else []
+    command += _celery("worker", "-Q", queue, "-c", str(concurrency), f"--pool={pool}", "--loglevel=INFO")
     # Gossip and mingle only slow start-up: the database, not peers, coordinates workers.
     command += ["--without-gossip", "--without-mingle"]
     if name:
@@ -101,7 +103,12 @@ def start_workers(settings: Settings, *, concurrency: int = 1) -> list[subproces
     env = os.environ | {"TUNEFORGE_DATA_DIR": str(data_dir)}
     commands = {
         "trainer": worker_command(
-            queue=settings.queue, concurrency=concurrency, beat=True, data_dir=data_dir, name="trainer@%h"
+            queue=settings.queue,
+            concurrency=concurrency,
+            beat=True,
+            data_dir=data_dir,
+            name="trainer@%h",
+            nice=settings.trainer_nice,
         ),
         "predictor": worker_command(
             queue=settings.predict_queue,

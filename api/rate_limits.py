@@ -10,8 +10,8 @@ import time
 
 import structlog
 from limits import parse
+from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
-from limits.strategies import FixedWindowRateLimiter
 
 from models.errors import RateLimited
 from models.settings import Settings
@@ -26,29 +26,36 @@ class RateLimits:
 
     def __init__(self, settings: Settings) -> None:
         broker = settings.resolved_broker_url()
-        url = broker if broker.startswith(("redis://", "rediss://")) else "memory://"
-        options = {"socket_timeout": 0.2, "socket_connect_timeout": 0.2} if url != "memory://" else {}
+        # The asyncio clients: a limiter round trip must not block the event loop every request.
+        redis = broker.startswith(("redis://", "rediss://"))
+        url = f"async+{broker}" if redis else "async+memory://"
+        options: dict[str, float | str | bool] = (
+            {"implementation": "redispy", "socket_timeout": 0.2, "socket_connect_timeout": 0.2}
+            if redis
+            else {}
+        )
         self.limiter = FixedWindowRateLimiter(storage_from_string(url, **options))
         self.namespace = f"tuneforge:{settings.queue}"
         self.reads = parse(settings.rate_limit_reads)
         self.writes = parse(settings.rate_limit_writes)
         self.failed_auth = parse(settings.rate_limit_failed_auth)
 
-    def _hit(self, limit: object, *keys: str) -> float | None:
+    async def _hit(self, limit: object, *keys: str) -> float | None:
         """Count one request; seconds until the window resets when over the limit, else None."""
         try:
-            if self.limiter.hit(limit, self.namespace, *keys):  # type: ignore[arg-type]
+            if await self.limiter.hit(limit, self.namespace, *keys):  # type: ignore[arg-type]
                 return None
-            reset = self.limiter.get_window_stats(limit, self.namespace, *keys).reset_time  # type: ignore[arg-type]
+            stats = await self.limiter.get_window_stats(limit, self.namespace, *keys)  # type: ignore[arg-type]
+            reset = stats.reset_time
         except Exception:  # storage unreachable: fail open
             log.warning("rate_limit_storage_unavailable", exc_info=True)
             return None
         return max(1.0, reset - time.time())
 
-    def check_key(self, plaintext: str, method: str) -> None:
+    async def check_key(self, plaintext: str, method: str) -> None:
         """Raise RateLimited when this key sent too many reads or writes in the window."""
         write = method not in READ_METHODS
-        wait = self._hit(
+        wait = await self._hit(
             self.writes if write else self.reads, "writes" if write else "reads", hash_key(plaintext)
         )
         if wait is not None:
@@ -56,9 +63,9 @@ class RateLimits:
             detail = f"too many {kind} requests for this API key; retry later"
             raise RateLimited("rate_limited", detail, retry_after_s=wait)
 
-    def check_failed_auth(self, address: str) -> None:
+    async def check_failed_auth(self, address: str) -> None:
         """Count a failed authentication from ``address``; raise RateLimited past the limit."""
-        wait = self._hit(self.failed_auth, "failed-auth", address)
+        wait = await self._hit(self.failed_auth, "failed-auth", address)
         if wait is not None:
             detail = "too many requests with a missing or wrong API key from this address"
             raise RateLimited("too_many_failed_auth", detail, retry_after_s=wait)

@@ -48,7 +48,7 @@ def wrk(url: str, authorization: str, *, clients: int, seconds: float) -> dict[s
         text=True,
         check=True,
     ).stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.MULTILINE))
     if "99" not in latency:
         raise RuntimeError(f"wrk printed no latencies:\n{out}")
     errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|timeout):?\s+(\d+)", out))

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # Searches run many short tasks; a fresh child re-imports TensorFlow (~3.5 s), so recycle rarely
     # and clear Keras state per run instead (keras-tuner#395 leaks are bounded by this).
     worker_max_tasks_per_child: int = 200
+    # Training workers run at this niceness so that, on a machine they share with the API or the
+    # predictor, polls and predictions are served first (training is batch work; 0 turns this off).
+    trainer_nice: int = Field(default=10, ge=0, le=19)
 
     # API limits.
     max_upload_bytes: int = 200 * 1024 * 1024
@@ -47,6 +50,9 @@ class Settings(BaseSettings):
     # A key's tenant is remembered this long per API process, so a revocation by another process
     # (``tuneforge keys``) takes effect within this many seconds.
     api_key_cache_s: float = Field(default=5.0, ge=0)
+    # A job's serialized status is reused this long per API process, so a storm of pollers costs one
+    # database read per interval; writes through this process (cancel) refresh it at once.
+    job_snapshot_s: float = Field(default=0.5, ge=0)
     # Rate limits ("N/second|minute|hour"): per API key for reads and writes, per client address for
     # requests with a missing or wrong key. 429 with Retry-After past them.
     rate_limit_reads: str = "1200/minute"

@@ -6,9 +6,12 @@ import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
 from api import services
-from api.deps import QueueDep, ReadSessionDep, SessionDep, SettingsDep, TenantDep
+from api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
+from api.job_snapshots import JobSnapshots, Snapshot
 from api.schemas import EpochOut, EventOut, JobCreate, JobOut, JobPage, TrialOut
 from models.status import TERMINAL, JobKind, JobStatus
 from models.store import JobStore, TrialStore
@@ -66,21 +69,35 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={304: {"description": "Not modified"}})
-def get_job(tenant_id: TenantDep, session: ReadSessionDep, job_id: str, request: Request) -> Response:
+async def get_job(tenant_id: TenantDep, job_id: str, request: Request) -> Response:
     """One job; honours If-None-Match and says when to poll again."""
-    out = JobOut.of(JobStore(session).get(tenant_id, job_id))
-    # Serialized once: the body, and the ETag from it (this is the route pollers hammer).
+    # The route pollers hammer: async, served from a short-lived snapshot, read in the threadpool
+    # only when the snapshot is older than TUNEFORGE_JOB_SNAPSHOT_S.
+    snapshots: JobSnapshots = request.app.state.job_snapshots
+    sessions: sessionmaker[Session] = request.app.state.read_sessions
+    snapshot = await snapshots.get(
+        tenant_id, job_id, lambda: run_in_threadpool(_read_snapshot, sessions, tenant_id, job_id)
+    )
+    if request.headers.get("if-none-match") == snapshot.headers["ETag"]:
+        return Response(status_code=304, headers=snapshot.headers)
+    return Response(snapshot.body, media_type="application/json", headers=snapshot.headers)
+
+
+def _read_snapshot(sessions: sessionmaker[Session], tenant_id: str, job_id: str) -> Snapshot:
+    """The job's body, serialized once, with its poll headers."""
+    with sessions() as session:
+        out = JobOut.of(JobStore(session).get(tenant_id, job_id))
     body = out.model_dump_json().encode()
-    headers = _poll_headers(out, body)
-    if request.headers.get("if-none-match") == headers["ETag"]:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    return Snapshot(body, _poll_headers(out, body))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut)
-def cancel_job(tenant_id: TenantDep, session: SessionDep, job_id: str) -> JobOut:
+def cancel_job(tenant_id: TenantDep, session: SessionDep, job_id: str, request: Request) -> JobOut:
     """Cancel: queued jobs stop now, running ones within seconds."""
-    return JobOut.of(services.cancel_job(session, tenant_id=tenant_id, job_id=job_id))
+    out = JobOut.of(services.cancel_job(session, tenant_id=tenant_id, job_id=job_id))
+    snapshots: JobSnapshots = request.app.state.job_snapshots
+    snapshots.forget(tenant_id, job_id)  # the canceller's next poll sees "cancelling"
+    return out
 
 
 @router.get("/{job_id}/events", response_model=list[EventOut], response_model_by_alias=True)
