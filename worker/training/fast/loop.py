@@ -44,6 +44,9 @@ class Plan:
     monitor: int | None  # index into the metric names; None = no early stopping
     maximize: bool
     restore_best: bool
+    # Any member drops units. Without dropout the minibatch step draws no random numbers: XLA:CPU
+    # runs each draw as a loop of threefry rounds, a large part of a small network's step.
+    dropout: bool = True
 
 
 def _optimizers(plan: Plan, cfg: dict[str, Any]) -> list[optax.GradientTransformation]:
@@ -141,7 +144,9 @@ def _epoch(plan: Plan, member, cfg, data):
         x, y = data["x_train"][index], data["y_train"][index]
 
         def loss_fn(p):
-            raw, new_stats, _ = forward(shape, p, stats, cfg, x, training=True, key=key, weights=w)
+            raw, new_stats, _ = forward(
+                shape, p, stats, cfg, x, training=True, key=key if plan.dropout else None, weights=w
+            )
             predicted = predictions(shape, raw, cfg)
             loss = jnp.sum(w * row_losses(shape, raw, predicted, y)) / jnp.sum(w) + penalty(shape, p, cfg)
             return loss, (predicted, new_stats)

@@ -102,6 +102,7 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
         monitor=monitor,
         maximize=bool(stopping and stopping.maximize),
         restore_best=bool(stopping and stopping.restore_best_weights and monitor is not None),
+        dropout=any(layer.dropout > 0 for m in members for layer in m.spec.model.layers),
     )
 
 
