@@ -16,18 +16,22 @@ MULTIPART_SLACK = 64 * 1024
 
 
 class BodyLimit:
-    """Pure ASGI middleware refusing bodies over ``max_bytes`` with 413."""
+    """Pure ASGI middleware refusing bodies with 413: file uploads (multipart) over ``max_upload_bytes``,
+    any other body (job specs, predict rows) over ``max_other_bytes``."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, *, max_upload_bytes: int, max_other_bytes: int) -> None:
+        self.app, self.max_upload_bytes, self.max_other_bytes = app, max_upload_bytes, max_other_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _refuse(send, self.max_bytes)
+        headers = dict(scope["headers"])
+        upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        max_bytes = self.max_upload_bytes if upload else self.max_other_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+            await _refuse(send, max_bytes)
             return
         seen = 0
 
@@ -36,10 +40,10 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     # An HTTPException: FastAPI's body parsing re-raises it as is (any other error it
                     # turns into a 400), and the app's handler answers 413 problem+json.
-                    raise HTTPException(413, f"the request body exceeds {self.max_bytes} bytes")
+                    raise HTTPException(413, f"the request body exceeds {max_bytes} bytes")
             return message
 
         await self.app(scope, counting_receive, send)

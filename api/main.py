@@ -54,7 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Training-as-a-service for Keras: train jobs and searches.",
     )
     # Outermost: an oversized body is refused before it is read or the caller is authenticated.
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + MULTIPART_SLACK)
+    app.add_middleware(
+        BodyLimit,
+        max_upload_bytes=settings.max_upload_bytes + MULTIPART_SLACK,
+        max_other_bytes=settings.max_json_bytes,
+    )
     app.state.registry = install_metrics(app)
     install_error_handlers(app)
     for router in (health.router, datasets.router, jobs.router, models.router):

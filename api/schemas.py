@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from api.input_limits import NO_NUL, check_storable
 from models.status import JobKind, JobStatus
@@ -252,7 +252,12 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-Cell = float | int | str | bool | None
+# As an upload's cells (TUNEFORGE_MAX_CELL_CHARS, TUNEFORGE_MAX_COLUMNS defaults): a row to predict
+# holds no more than a training row could.
+MAX_PREDICT_CELL_CHARS = 4096
+MAX_PREDICT_COLUMNS = 1000
+Cell = float | int | Annotated[str, StringConstraints(max_length=MAX_PREDICT_CELL_CHARS)] | bool | None
+Row = Annotated[dict[str, Cell], Field(max_length=MAX_PREDICT_COLUMNS)]
 
 
 class PredictRequest(BaseModel):
@@ -260,7 +265,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: list[dict[str, Cell]] = Field(min_length=1, max_length=10_000)
+    rows: list[Row] = Field(min_length=1, max_length=10_000)
 
 
 class PredictResponse(BaseModel):

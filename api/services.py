@@ -22,7 +22,7 @@ from models.spec import resolve_spec, stored_spec
 from models.status import TERMINAL, JobStatus
 from models.store import DatasetStore, JobStore, ModelStore
 from models.tables import Dataset, Job
-from models.tabular import HeaderMode, parse_csv
+from models.tabular import HeaderMode, TableLimits, parse_csv
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +31,8 @@ def upload_dataset(
     session: Session, settings: Settings, *, tenant_id: str, raw: bytes, name: str, header: HeaderMode
 ) -> Dataset:
     """Validate and profile a CSV, store it under a generated id, and record it."""
-    table = parse_csv(raw, header=header)
+    limits = TableLimits(settings.max_rows, settings.max_columns, settings.max_cell_chars)
+    table = parse_csv(raw, header=header, limits=limits)
     dataset_id = new_id("ds")
     storage_key = f"datasets/{dataset_id}.csv"
     final = settings.data_dir / storage_key

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
 
     # API limits.
     max_upload_bytes: int = 200 * 1024 * 1024
+    # What one upload may hold (422 past them): data rows, columns, characters in one cell.
+    max_rows: int = Field(default=2_000_000, ge=1)
+    max_columns: int = Field(default=1_000, ge=2)
+    max_cell_chars: int = Field(default=4_096, ge=1)
+    # Any body that is not a file upload (job specs, predict rows): 413 past it.
+    max_json_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     page_size_max: int = 200
     log_json: bool = False
     # API capacity: uvicorn processes, and a database pool sized for the threadpool's requests.
@@ -52,7 +58,7 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(default=5.0, ge=0)
     # A job's serialized status is reused this long per API process, so a storm of pollers costs one
     # database read per interval; writes through this process (cancel) refresh it at once.
-    job_snapshot_s: float = Field(default=0.5, ge=0)
+    job_snapshot_s: float = Field(default=0.25, ge=0)
     # Rate limits ("N/second|minute|hour"): per API key for reads and writes, per client address for
     # requests with a missing or wrong key. 429 with Retry-After past them.
     rate_limit_reads: str = "1200/minute"

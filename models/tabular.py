@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 from dataclasses import dataclass
@@ -15,6 +16,15 @@ from models.errors import InvalidInput
 MISSING_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"})
 CATEGORICAL_MAX_DISTINCT = 100
 HeaderMode = Literal["auto", "true", "false"]
+
+
+@dataclass(frozen=True)
+class TableLimits:
+    """What one upload may hold; checked before the whole file is parsed where that is possible."""
+
+    max_rows: int
+    max_columns: int
+    max_cell_chars: int
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,33 @@ def _decode(raw: bytes) -> str:
         ) from exc
 
 
-def _read_cells(text: str) -> pd.DataFrame:
+def _check_width(text: str, limits: TableLimits) -> None:
+    """Refuse too many columns from the first record, before pandas builds a column per field."""
+    try:
+        first = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error:
+        return  # pandas reports the malformed file with its own message
+    if len(first) > limits.max_columns:
+        raise InvalidInput(
+            "too_many_columns", f"the file has {len(first)} columns; at most {limits.max_columns} are allowed"
+        )
+
+
+def _check_cells(text: str, cells: pd.DataFrame, limits: TableLimits) -> None:
+    """Refuse over-long cells; per cell only when some line is longer than the cap."""
+    if max(map(len, io.StringIO(text)), default=0) <= limits.max_cell_chars + 1:  # + its newline
+        return
+    for index in range(cells.shape[1]):
+        longest = cells.iloc[:, index].str.len().max()
+        if longest > limits.max_cell_chars:
+            raise InvalidInput(
+                "cell_too_long",
+                f"column {index + 1} holds a cell of {int(longest)} characters;"
+                f" at most {limits.max_cell_chars} are allowed",
+            )
+
+
+def _read_cells(text: str, max_records: int | None = None) -> pd.DataFrame:
     try:
         return pd.read_csv(
             io.StringIO(text),
@@ -56,6 +92,7 @@ def _read_cells(text: str) -> pd.DataFrame:
             keep_default_na=False,
             skip_blank_lines=True,
             skipinitialspace=True,
+            nrows=max_records,  # a row cap stops the parse instead of reading every row first
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -111,9 +148,15 @@ def _typed_column(values: pd.Series) -> tuple[pd.Series, dict[str, Any]]:
     return stripped.where(~missing_mask, None), profile
 
 
-def parse_csv(raw: bytes, *, header: HeaderMode = "auto") -> Table:
+def parse_csv(raw: bytes, *, header: HeaderMode = "auto", limits: TableLimits | None = None) -> Table:
     """Parse and profile CSV bytes, raising ``InvalidInput`` with a precise code on bad input."""
-    cells = _read_cells(_decode(raw))
+    text = _decode(raw)
+    if limits is not None:
+        _check_width(text, limits)
+    # One record more than the cap (the header may be one of them) is enough to know it is exceeded.
+    cells = _read_cells(text, None if limits is None else limits.max_rows + 2)
+    if limits is not None:
+        _check_cells(text, cells, limits)
     if cells.shape[1] < 2:
         raise InvalidInput(
             "too_few_columns",
@@ -124,6 +167,8 @@ def parse_csv(raw: bytes, *, header: HeaderMode = "auto") -> Table:
     body = cells.iloc[1:] if has_header else cells
     if body.empty:
         raise InvalidInput("no_rows", "the file has a header but no data rows")
+    if limits is not None and len(body) > limits.max_rows:
+        raise InvalidInput("too_many_rows", f"the file has more than {limits.max_rows} data rows")
     typed: dict[str, pd.Series] = {}
     profiles: list[dict[str, Any]] = []
     for index, name in enumerate(names):

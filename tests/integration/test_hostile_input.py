@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from api.embedded import create_key
+from api.main import create_app
+from models.settings import Settings
 from tests.support import upload
 
 
@@ -118,3 +124,39 @@ def test_specs_no_worker_could_run_are_422_at_submit(client: TestClient, csvs: d
     for seed in (-1, 2**32, 2**70):
         _problem(_submit(client, dataset, "train", {"training": {"seed": seed}}))
         _problem(_submit(client, dataset, "train", {"split": {"seed": seed}}))
+
+
+@pytest.fixture
+def capped(settings: Settings) -> Iterator[TestClient]:
+    """An app whose uploads may hold 100 rows, 10 columns and 50 characters per cell."""
+    small = settings.model_copy(update={"max_rows": 100, "max_columns": 10, "max_cell_chars": 50})
+    with TestClient(create_app(small), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {create_key(settings, f'tenant-{secrets.token_hex(6)}')}"
+        yield client
+
+
+def _csv(rows: int, columns: int, cell: str = "1") -> bytes:
+    header = ",".join(f"c{i}" for i in range(columns))
+    return (header + "\n" + "\n".join(",".join([cell] * columns) for _ in range(rows)) + "\n").encode()
+
+
+def test_uploads_past_the_row_column_and_cell_caps_are_422(capped: TestClient) -> None:
+    def send(raw: bytes) -> Any:
+        return capped.post("/v1/datasets", files={"file": ("d.csv", raw, "text/csv")})
+
+    assert send(_csv(100, 10, "x" * 50)).status_code == 201  # exactly at every cap
+    assert _problem(send(_csv(101, 3)))["code"] == "too_many_rows"
+    assert _problem(send(_csv(3, 11)))["code"] == "too_many_columns"
+    long_cell = _problem(send(_csv(3, 3, "y" * 51)))
+    assert long_cell["code"] == "cell_too_long" and "51 characters" in long_cell["detail"]
+    # A long line of short cells is fine: the cap is per cell.
+    assert send(_csv(3, 10, "z" * 40)).status_code == 201
+
+
+def test_rows_to_predict_past_the_cell_and_column_caps_are_422(client: TestClient) -> None:
+    for row in ({"a": "x" * 4097}, {f"c{i}": 1 for i in range(1001)}):
+        answer = client.post("/v1/models/mdl_missing/predict", json={"rows": [row]})
+        _problem(answer)
+    assert (
+        client.post("/v1/models/mdl_missing/predict", json={"rows": [{"a": "x" * 4096}]}).status_code == 404
+    )

@@ -27,16 +27,22 @@ from tests.faults.services import free_port, wait_until
 
 @pytest.fixture
 def small_cap(settings: Settings) -> Iterator[TestClient]:
-    """An app whose uploads are capped at 100 kB (the cap plus multipart slack is what is enforced)."""
+    """An app whose uploads are capped at 100 kB (the cap plus multipart slack is what is enforced) and
+    other bodies at 4 kB."""
     capped = settings.model_copy(
-        update={"max_upload_bytes": 100_000, "queue": f"{settings.queue}-bodies-{secrets.token_hex(3)}"}
+        update={
+            "max_upload_bytes": 100_000,
+            "max_json_bytes": 4096,
+            "queue": f"{settings.queue}-bodies-{secrets.token_hex(3)}",
+        }
     )
     with TestClient(create_app(capped), raise_server_exceptions=False) as client:
         yield client
 
 
 def test_an_oversized_body_is_413_before_authentication(small_cap: TestClient) -> None:
-    declared = small_cap.post("/v1/datasets", content=b"x" * 400_000, headers={"content-type": "text/csv"})
+    multipart = {"content-type": "multipart/form-data; boundary=tuneforge"}
+    declared = small_cap.post("/v1/datasets", content=b"x" * 400_000, headers=multipart)
     assert declared.status_code == 413, declared.text  # no API key: still 413, not 401
     assert declared.json()["code"] == "payload_too_large"
 
@@ -44,10 +50,22 @@ def test_an_oversized_body_is_413_before_authentication(small_cap: TestClient) -
         for _ in range(40):
             yield b"y" * 10_000
 
-    multipart = {"content-type": "multipart/form-data; boundary=tuneforge"}
     chunked = small_cap.post("/v1/datasets", content=chunks(), headers=multipart)  # no Content-Length
     assert chunked.status_code == 413, chunked.text
     assert small_cap.post("/v1/datasets", content=b"a,b\n1,2\n").status_code == 401
+
+
+def test_a_json_body_has_its_own_smaller_cap(small_cap: TestClient) -> None:
+    """Specs and predict rows are small: the upload cap does not apply to them."""
+    rows = {"rows": [{"a": "x" * 1000} for _ in range(10)]}  # ~10 kB, far under the upload cap
+    for path in ("/v1/jobs", "/v1/models/mdl_x/predict"):
+        answer = small_cap.post(path, json=rows)
+        assert answer.status_code == 413, (path, answer.text)
+        assert answer.json()["detail"] == "the request body exceeds 4096 bytes"
+    declared_as_csv = small_cap.post(
+        "/v1/datasets", content=b"x" * 10_000, headers={"content-type": "text/csv"}
+    )
+    assert declared_as_csv.status_code == 413
 
 
 def test_healthz_answers_while_a_wide_csv_is_parsed(
@@ -57,7 +75,7 @@ def test_healthz_answers_while_a_wide_csv_is_parsed(
     key = create_key(settings, f"tenant-{secrets.token_hex(4)}")
     port = free_port()
     log = (tmp_path / "api.log").open("wb")
-    env = os.environ | server_env
+    env = os.environ | server_env | {"TUNEFORGE_MAX_COLUMNS": "5000"}  # past the default column cap
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
     )
