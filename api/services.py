@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.queue import JobQueue
 from api.schemas import JobCreate
+from models import quotas
 from models.base import new_id
 from models.errors import Conflict, FieldError, InvalidInput, NotFound
 from models.settings import Settings
@@ -44,6 +45,8 @@ def upload_dataset(
         handle.flush()
         os.fsync(handle.fileno())
     try:
+        quotas.lock_tenant(session, tenant_id)
+        quotas.check_stored_bytes(session, tenant_id, len(raw), settings.max_stored_bytes_per_tenant)
         dataset = DatasetStore(session).add(
             Dataset(
                 id=dataset_id,
@@ -85,7 +88,13 @@ def _replay(existing: Job, request_hash: str) -> Job:
 
 
 def submit_job(
-    session: Session, queue: JobQueue, *, tenant_id: str, body: JobCreate, idempotency_key: str | None
+    session: Session,
+    queue: JobQueue,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    body: JobCreate,
+    idempotency_key: str | None,
 ) -> tuple[Job, bool]:
     """Validate, store a queued job, commit, then enqueue; returns (job, newly created)."""
     request_hash = _request_hash(body)
@@ -114,6 +123,8 @@ def submit_job(
         request_hash=request_hash,
     )
     try:
+        quotas.lock_tenant(session, tenant_id)
+        quotas.check_active_jobs(session, tenant_id, settings.max_active_jobs_per_tenant)
         jobs.add(job)
         session.commit()
     except (Conflict, IntegrityError):

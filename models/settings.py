@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_rows: int = Field(default=2_000_000, ge=1)
     max_columns: int = Field(default=1_000, ge=2)
     max_cell_chars: int = Field(default=4_096, ge=1)
+    # Per-tenant quotas (429 past them): jobs queued or running at once, bytes of datasets and models.
+    max_active_jobs_per_tenant: int = Field(default=100, ge=1)
+    max_stored_bytes_per_tenant: int = Field(default=10 * 1024**3, ge=1)
     # Any body that is not a file upload (job specs, predict rows): 413 past it.
     max_json_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     page_size_max: int = 200

@@ -37,13 +37,14 @@ def submit_job(
     tenant_id: TenantDep,
     session: SessionDep,
     queue: QueueDep,
+    settings: SettingsDep,
     body: JobCreate,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobOut:
     """Validate and queue a job; 202 with Location. Replays of an Idempotency-Key return it."""
     job, _created = services.submit_job(
-        session, queue, tenant_id=tenant_id, body=body, idempotency_key=idempotency_key
+        session, queue, settings, tenant_id=tenant_id, body=body, idempotency_key=idempotency_key
     )
     out = JobOut.of(job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
