@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from models.errors import (
     Conflict,
@@ -101,15 +102,28 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, code, "Unprocessable input", f"{where}: {first['msg']}", errors)
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = CODE_BY_STATUS.get(exc.status_code, "http_error")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return problem(
         exc.status_code,
         code,
         code.replace("_", " ").capitalize(),
         str(exc.detail),
-        headers=getattr(exc, "headers", None),
+        headers=headers or None,
     )
 
 

@@ -13,6 +13,7 @@ from api.errors import install_error_handlers
 from api.job_snapshots import JobSnapshots
 from api.key_cache import KeyCache
 from api.observability import configure_logging, install_metrics
+from api.openapi import install_openapi
 from api.queue import JobQueue
 from api.rate_limits import RateLimits
 from api.routes import datasets, health, jobs, models
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.registry = install_metrics(app)
     install_error_handlers(app)
+    install_openapi(app)
     for router in (health.router, datasets.router, jobs.router, models.router):
         app.include_router(router)
     return app

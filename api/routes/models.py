@@ -21,7 +21,16 @@ def get_model(tenant_id: TenantDep, session: SessionDep, model_id: str) -> Model
     return ModelOut.of(ModelStore(session).get(tenant_id, model_id))
 
 
-@router.get("/{model_id}/download", response_class=FileResponse)
+@router.get(
+    "/{model_id}/download",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The model file",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 def download_model(
     tenant_id: TenantDep, session: SessionDep, settings: SettingsDep, model_id: str
 ) -> FileResponse:
