@@ -17,10 +17,11 @@ from api.queue import JobQueue
 from api.schemas import JobCreate
 from models import quotas
 from models.base import new_id
+from models.default_search import searches_nothing, with_default_space
 from models.errors import Conflict, FieldError, InvalidInput, NotFound
 from models.settings import Settings
 from models.spec import resolve_spec, stored_spec
-from models.status import TERMINAL, JobStatus
+from models.status import TERMINAL, JobKind, JobStatus
 from models.store import DatasetStore, JobStore, ModelStore
 from models.tables import Dataset, Job
 from models.tabular import HeaderMode, TableLimits, parse_csv
@@ -109,14 +110,17 @@ def submit_job(
         raise InvalidInput(
             exc.code, exc.detail, [FieldError(("body", "dataset_id"), "unknown dataset")]
         ) from exc
-    spec = resolve_spec(body.spec, kind=body.kind, target=body.target, columns=dataset.columns)
+    raw = body.spec
+    if body.kind == JobKind.SEARCH and searches_nothing(raw):
+        raw = with_default_space(raw, dataset.rows)  # "{}" searches a space suited to the data
+    spec = resolve_spec(raw, kind=body.kind, target=body.target, columns=dataset.columns)
     job = Job(
         tenant_id=tenant_id,
         kind=body.kind,
         name=body.name,
         dataset_id=dataset.id,
         target=body.target,
-        spec=stored_spec(body.spec, spec, kind=body.kind),
+        spec=stored_spec(raw, spec, kind=body.kind),
         trials_total=spec.search.max_trials if spec.search else 1,
         epochs=spec.training.epochs,
         idempotency_key=idempotency_key,

@@ -179,3 +179,22 @@ def test_a_target_score_stops_the_search_early(
     assert len(trials) < 6 and trials[-1]["score"] >= 0.9
     events = client.get(f"/v1/jobs/{job['id']}/events").json()
     assert "target val_accuracy 0.9 reached" in events[-1]["reason"]
+
+
+def test_a_search_without_a_space_searches_the_default_one(
+    client: TestClient, worker: subprocess.Popen[bytes], csvs: dict[str, Path]
+) -> None:
+    """``{"search": {...}}`` with no distribution: a space sized to the data instead of a 422."""
+    dataset = upload(client, csvs["breast_cancer"])
+    spec = {"training": {"epochs": 5}, "search": {"max_trials": 3, "max_concurrent_trials": 1}}
+    submitted = _search(client, dataset["id"], spec)
+    stored = submitted["spec"]
+    assert stored["search"]["num_layers"] == {"int": [1, 3]}
+    assert stored["training"]["learning_rate"] == {"float": [1e-4, 1e-2], "log": True}
+    assert stored["training"]["epochs"] == 5  # the user's own values stay
+    job = wait_job(client, submitted["id"])
+    assert job["status"] == "succeeded", job.get("error")
+    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    assert len(trials) == 3 and all(t["status"] == "completed" for t in trials)
+    rates = {t["hyperparameters"]["learning_rate"] for t in trials}
+    assert len(rates) == 3 and all(1e-4 <= r <= 1e-2 for r in rates)

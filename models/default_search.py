@@ -1,0 +1,67 @@
+"""The space a search explores when its spec gives no distribution: sized to the data, not to one dataset."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from models.search_space import extract_space
+
+
+def searches_nothing(raw: dict[str, Any]) -> bool:
+    """True when ``raw`` holds no distribution anywhere (``{}``, ``{"search": {}}``, fixed values only)."""
+    space = extract_space(raw)
+    return (
+        not space.params
+        and space.num_layers is None
+        and not any(hasattr(p, "kind") for p in space.layer.values())
+    )
+
+
+def default_space(rows: int) -> dict[str, Any]:
+    """Depth, width, dropout, L2, batch norm, learning rate (log scale), batch size and optimizer.
+
+    Small datasets get narrower layers, smaller batches and more regularization choices, large ones
+    wider layers and bigger batches (a batch of 32 over a million rows is hours of tiny steps).
+    """
+    small, large = rows < 2_000, rows >= 50_000
+    widest = 128 if small else 256
+    # Two sizes: each batch size (and batch norm on/off) is its own compiled program on the fast engine.
+    batches = [16, 32] if small else [128, 256] if large else [32, 128]
+    return {
+        "model": {
+            "l2": {"choice": [0.0, 1e-5, 1e-4, 1e-3]},
+            "batch_norm": {"choice": [False, True]},
+        },
+        "training": {
+            "learning_rate": {"float": [1e-4, 1e-2], "log": True},
+            "batch_size": {"choice": batches},
+            "optimizer": {"choice": ["adam", "nadam", "rmsprop"]},
+        },
+        "search": {
+            "num_layers": {"int": [1, 3]},
+            "layer": {
+                "units": {"int": [16, widest], "step": 16},
+                "dropout": {"choice": [0.0, 0.1, 0.2, 0.3, 0.5]},
+            },
+        },
+    }
+
+
+def with_default_space(raw: dict[str, Any], rows: int) -> dict[str, Any]:
+    """``raw`` with the default space added where it gives no value of its own (its values win)."""
+
+    def merge(user: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(user)
+        for key, value in default.items():
+            if key not in out:
+                out[key] = value
+            elif isinstance(out[key], dict) and isinstance(value, dict) and not _is_fixed_layer(key):
+                out[key] = merge(out[key], value)
+        return out
+
+    return merge(raw, default_space(rows))
+
+
+def _is_fixed_layer(key: str) -> bool:
+    return key == "layers"  # a user's fixed layer list is theirs: search.layer still varies width

@@ -1,0 +1,36 @@
+"""The default search space: used only when a search names no distribution, sized to the data."""
+
+from __future__ import annotations
+
+from models.default_search import default_space, searches_nothing, with_default_space
+from models.search_space import extract_space
+from models.spec import resolve_spec
+from models.status import JobKind
+
+COLUMNS = [
+    {"name": "x", "dtype": "numeric", "distinct": 50, "missing": 0},
+    {"name": "y", "dtype": "numeric", "distinct": 2, "missing": 0, "integer": True, "min": 0, "max": 1},
+]
+
+
+def test_only_specs_without_a_distribution_search_nothing() -> None:
+    assert searches_nothing({}) and searches_nothing({"search": {"max_trials": 3}})
+    assert searches_nothing({"training": {"epochs": 5}})
+    assert not searches_nothing({"training": {"optimizer": {"choice": ["adam", "sgd"]}}})
+    assert not searches_nothing({"search": {"num_layers": {"int": [1, 2]}}})
+
+
+def test_the_users_values_win_and_the_result_resolves() -> None:
+    raw = with_default_space({"training": {"epochs": 7}, "model": {"l2": 0.01}}, rows=500)
+    assert raw["training"]["epochs"] == 7 and raw["model"]["l2"] == 0.01
+    assert raw["training"]["learning_rate"] == {"float": [1e-4, 1e-2], "log": True}
+    spec = resolve_spec(raw, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
+    assert spec.search is not None and spec.search.objective == "val_accuracy"
+    names = {p.name for p in extract_space(raw).params}
+    assert {"learning_rate", "batch_size", "optimizer", "batch_norm"} <= names
+
+
+def test_the_space_follows_the_data_size() -> None:
+    small, large = default_space(300), default_space(200_000)
+    assert max(small["training"]["batch_size"]["choice"]) < min(large["training"]["batch_size"]["choice"])
+    assert small["search"]["layer"]["units"]["int"][1] < large["search"]["layer"]["units"]["int"][1]
