@@ -144,6 +144,16 @@ class SearchSpec(_Strict):
     layer: Any = None
 
 
+class EvaluationSpec(_Strict):
+    """Honest scores: rows held out from training, early stopping and selection; baselines beside the net."""
+
+    # Split off first (seeded by split.seed, stratified like it): never trained on, never used to stop
+    # early or to pick a trial; the job's chosen model is scored on them once, at the end.
+    test_fraction: float = Field(0.0, ge=0.0, le=0.5)
+    # A regularized linear model and gradient-boosted trees fitted on the same training rows.
+    baselines: bool = True
+
+
 class JobSpec(_Strict):
     """The whole spec; ``{}`` is valid and means the article's defaults."""
 
@@ -152,6 +162,7 @@ class JobSpec(_Strict):
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     search: SearchSpec | None = None
 
 

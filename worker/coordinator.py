@@ -19,7 +19,7 @@ from models.db import session_scope
 from models.search_space import SearchSpace, extract_space
 from models.spec import JobSpec, SearchSpec
 from models.status import TERMINAL, JobStatus, TrialStatus
-from models.store import JobStore, TrialStore
+from models.store import DatasetStore, JobStore, TrialStore
 from models.tables import Job, Trial
 from worker.db_retry import retry_transient
 from worker.files import checkpoint_file, trial_files
@@ -185,7 +185,7 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
             session.rollback()
             return None
         if not active and not outcome.dispatch and (reason is not None or exhausted):
-            _finish_search(rt, session, job, rows, search, failure, reason)
+            _finish_search(rt, session, job, rows, spec, failure, reason)
             outcome.discard = [t.id for t in rows]
         return outcome
 
@@ -195,10 +195,12 @@ def _finish_search(
     session: Any,
     job: Job,
     rows: list[Trial],
-    search: SearchSpec,
+    spec: JobSpec,
     failure: str | None,
     reason: str | None,
 ) -> None:
+    search = spec.search
+    assert search is not None
     best = _best(rows, search.direction or "max")
     if failure is not None or best is None:
         errors = [t.error for t in rows if t.status == TrialStatus.FAILED and t.error]
@@ -218,13 +220,29 @@ def _finish_search(
             error=error,
         )
     else:
+        from worker.training.evaluation import closing_evaluation
+
         model = _model_file(rt, best)
+        dataset = DatasetStore(session).get_any(job.dataset_id)
+        # Selection is over: the chosen trial's model meets the test rows once, beside the baselines.
+        evaluation = closing_evaluation(
+            csv_path=rt.settings.data_dir / dataset.storage_key,
+            has_header=dataset.has_header,
+            target=job.target,
+            spec=spec,
+            model_path=model.path,
+            input_schema=model.input_schema,
+        )
+        metrics = model.metrics
+        model.metrics = metrics | evaluation.get("test", {})  # the model card shows its test scores
         summary = {
+            "objective": search.objective,
+            "direction": search.direction,
             "number": best.number,
             "score": best.score,
-            "metrics": model.metrics,
+            "metrics": metrics,
             "hyperparameters": best.hyperparameters,
-            "objective": search.objective,
+            **evaluation,
         }
         end_job(
             rt,

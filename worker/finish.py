@@ -161,13 +161,26 @@ def finish_cancelled(rt: Runtime, recorder: Recorder, *, epochs_run: int) -> Non
 
 
 @retry_transient
-def finish_succeeded(rt: Runtime, recorder: Recorder, *, result: TrainResult, model_path: Path) -> None:
+def finish_succeeded(
+    rt: Runtime,
+    recorder: Recorder,
+    *,
+    result: TrainResult,
+    model_path: Path,
+    objective: tuple[str, str],
+    evaluation: dict[str, Any],
+) -> None:
     """Close the trial with its outcome, register the model and succeed the job (or honour a cancel)."""
     assert recorder.trial_id is not None and result.sha256 is not None
-    objective = "val_loss"
-    score = result.metrics.get(objective)
+    name, direction = objective
+    score = result.metrics.get(name)
     model = ModelFile(
-        model_path, recorder.trial_id, result.task, result.input_schema, result.metrics, result.sha256
+        model_path,
+        recorder.trial_id,
+        result.task,
+        result.input_schema,
+        result.metrics | evaluation.get("test", {}),
+        result.sha256,
     )
     with session_scope(rt.sessions) as session:
         TrialStore(session).finish(
@@ -180,7 +193,13 @@ def finish_succeeded(rt: Runtime, recorder: Recorder, *, result: TrainResult, mo
             diagnostics=result.diagnostics,
         )
         JobStore(session).set_progress(recorder.job_id, trials_done=1)
-        best = {"score": score, "objective": objective, "metrics": result.metrics}
+        best = {
+            "objective": name,
+            "direction": direction,
+            "score": score,
+            "metrics": result.metrics,
+            **evaluation,
+        }
         ended = end_job(
             rt,
             session,

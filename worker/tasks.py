@@ -127,4 +127,25 @@ def _train(rt: Runtime, job_id: str, recorder: Recorder) -> None:
     if result.cancelled:
         finish_cancelled(rt, recorder, epochs_run=result.epochs_run)
         return
-    finish_succeeded(rt, recorder, result=result, model_path=model_path)
+    from worker.training.evaluation import closing_evaluation
+
+    with recorder.heartbeat():
+        evaluation = closing_evaluation(
+            csv_path=csv_path,
+            has_header=has_header,
+            target=target,
+            spec=spec,
+            model_path=model_path,
+            input_schema=result.input_schema,
+        )
+    stopping = spec.training.early_stopping
+    objective = stopping.monitor if stopping else "val_loss"
+    direction = "max" if stopping and stopping.maximize else "min"
+    finish_succeeded(
+        rt,
+        recorder,
+        result=result,
+        model_path=model_path,
+        objective=(objective, direction),
+        evaluation=evaluation,
+    )

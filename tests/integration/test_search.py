@@ -186,7 +186,11 @@ def test_a_search_without_a_space_searches_the_default_one(
 ) -> None:
     """``{"search": {...}}`` with no distribution: a space sized to the data instead of a 422."""
     dataset = upload(client, csvs["breast_cancer"])
-    spec = {"training": {"epochs": 5}, "search": {"max_trials": 3, "max_concurrent_trials": 1}}
+    spec = {
+        "training": {"epochs": 5},
+        "evaluation": {"test_fraction": 0.2},
+        "search": {"max_trials": 3, "max_concurrent_trials": 1},
+    }
     submitted = _search(client, dataset["id"], spec)
     stored = submitted["spec"]
     assert stored["search"]["num_layers"] == {"int": [1, 3]}
@@ -198,3 +202,9 @@ def test_a_search_without_a_space_searches_the_default_one(
     assert len(trials) == 3 and all(t["status"] == "completed" for t in trials)
     rates = {t["hyperparameters"]["learning_rate"] for t in trials}
     assert len(rates) == 3 and all(1e-4 <= r <= 1e-2 for r in rates)
+    # One meaning of best for trains and searches; selection on validation, test scored once after.
+    best = job["best"]
+    assert (best["objective"], best["direction"]) == ("val_accuracy", "max")
+    assert best["score"] == max(t["score"] for t in trials)
+    assert best["test_rows"] == 114 and "test_accuracy" in best["test"]
+    assert set(best["baselines"]) == {"linear", "boosted_trees"}

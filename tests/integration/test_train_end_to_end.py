@@ -72,3 +72,24 @@ def test_train_job_succeeds_with_metrics_and_a_model_that_predicts_raw_rows(
     labels = np.array(card["input_schema"]["classes"])[(probabilities > 0.5).astype(int)]
     accuracy = float(np.mean(labels.astype(str) == val["target"].to_numpy()))
     assert accuracy == pytest.approx(card["metrics"]["val_accuracy"], abs=1e-6)
+
+
+def test_a_held_out_test_split_and_baselines_are_reported_beside_validation(
+    client: TestClient, worker: subprocess.Popen[bytes], csvs: dict[str, Path]
+) -> None:
+    """spec.evaluation: the model is scored once on rows it never saw; baselines on the same split."""
+    dataset = upload(client, csvs["breast_cancer"])
+    spec = {"training": {"epochs": 30}, "evaluation": {"test_fraction": 0.25}}
+    job = wait_job(client, submit(client, dataset["id"], "target", spec)["id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    best = job["best"]
+    assert (best["objective"], best["direction"]) == ("val_loss", "min")
+    assert best["score"] == best["metrics"]["val_loss"]
+    assert best["test_rows"] == 143  # ceil(0.25 * 569), split off before validation
+    assert best["metrics"]["train_rows"] + best["metrics"]["val_rows"] == 569 - 143
+    assert 0.85 <= best["test"]["test_accuracy"] <= 1.0 and "test_auc" in best["test"]
+    for name in ("linear", "boosted_trees"):
+        assert {"val_accuracy", "test_accuracy"} <= set(best["baselines"][name])
+    assert isinstance(best["flags"], list)
+    card = client.get(f"/v1/models/{best['model_id']}").json()
+    assert card["metrics"]["test_accuracy"] == best["test"]["test_accuracy"]

@@ -26,6 +26,9 @@ class Prepared:
     y_train: np.ndarray
     y_val: np.ndarray
     classes: list[Any]
+    # Rows held out by spec.evaluation.test_fraction (empty when 0): never given to a trainer.
+    x_test: pd.DataFrame
+    y_test: np.ndarray
 
 
 def load_frame(path: Path, *, has_header: bool) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -54,17 +57,24 @@ def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, 
         raise TrainingFailed("no_features", "no numeric or categorical feature column to learn from")
     y, classes = _encode_target(frame[target], spec.task)
     x = frame[[c["name"] for c in features]]
-    stratify = None
-    if spec.task != "regression" and spec.split.stratify:
-        counts = np.bincount(y)
-        if counts.min() >= 2:
-            stratify = y
+    x_test, y_test = x.iloc[:0], y[:0]
+    if spec.evaluation.test_fraction > 0:
+        # First, and from every row: the test rows are out before validation is even drawn.
+        x, x_test, y, y_test = train_test_split(
+            x,
+            y,
+            test_size=spec.evaluation.test_fraction,
+            random_state=spec.split.seed,
+            stratify=_stratify(y, spec),
+        )
+        if len(y_test) < 1:
+            raise TrainingFailed("too_few_rows", f"{len(frame)} rows cannot spare a test split")
     x_train, x_val, y_train, y_val = train_test_split(
         x,
         y,
         test_size=spec.split.validation_fraction,
         random_state=spec.split.seed,
-        stratify=stratify,
+        stratify=_stratify(y, spec),
     )
     if len(x_train) < 2 or len(x_val) < 1:
         raise TrainingFailed("too_few_rows", f"{len(frame)} rows cannot be split for validation")
@@ -76,4 +86,13 @@ def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, 
         y_train,
         y_val,
         classes,
+        x_test.reset_index(drop=True),
+        y_test,
     )
+
+
+def _stratify(y: np.ndarray, spec: JobSpec) -> np.ndarray | None:
+    """Stratify on the classes when asked and every class has at least two rows."""
+    if spec.task == "regression" or not spec.split.stratify:
+        return None
+    return y if np.bincount(y).min() >= 2 else None

@@ -223,7 +223,10 @@ def _train_reference(
 
 def _data_key(spec: JobSpec) -> str:
     # Runs with the same task, split and preprocessing train on the very same matrices.
-    return json.dumps([spec.task, spec.split.model_dump(), spec.preprocessing.model_dump()], sort_keys=True)
+    return json.dumps(
+        [spec.task, spec.split.model_dump(), spec.preprocessing.model_dump(), spec.evaluation.test_fraction],
+        sort_keys=True,
+    )
 
 
 def train_runs(*, csv_path: Path, has_header: bool, target: str, runs: list[Run]) -> list[TrainResult]:

@@ -1,0 +1,94 @@
+"""Honest evaluation: the test split is held out before anything trains, baselines are fitted on the same
+rows, and a network that loses to one is flagged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+
+from models.spec import JobSpec
+from models.tabular import parse_csv
+from worker.training.baselines import fit_baselines
+from worker.training.data import prepare
+from worker.training.evaluation import _flags
+from worker.training.scores import score
+
+
+def _table(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    table = parse_csv(frame.to_csv(index=False).encode())
+    return table.frame, table.columns
+
+
+def _cancer() -> pd.DataFrame:
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.rename(columns={"target": "label"})
+    return frame.assign(row_id=np.arange(len(frame)))  # a feature that names each row
+
+
+def test_test_rows_never_reach_training_or_validation() -> None:
+    frame, columns = _table(_cancer())
+    spec = JobSpec.model_validate({"task": "binary", "evaluation": {"test_fraction": 0.25}})
+    data = prepare(frame, columns, target="label", spec=spec)
+    seen = set(data.x_train["row_id"]) | set(data.x_val["row_id"])
+    held = set(data.x_test["row_id"])
+    assert not seen & held
+    assert len(seen) + len(held) == len(frame) and len(held) == -(-len(frame) // 4)  # ceil, as sklearn
+    # Stratified: the test split keeps the classes' proportions.
+    assert abs(data.y_test.mean() - frame["label"].mean()) < 0.02
+    # Deterministic: the same seed holds out the same rows in every job and trial.
+    again = prepare(frame, columns, target="label", spec=spec)
+    assert set(again.x_test["row_id"]) == held
+    # As scikit-learn would split with that seed.
+    _, expected = train_test_split(
+        np.arange(len(frame)), test_size=0.25, random_state=spec.split.seed, stratify=frame["label"]
+    )
+    assert held == set(expected)
+
+
+def test_no_test_fraction_keeps_every_row_for_training_and_validation() -> None:
+    frame, columns = _table(_cancer())
+    data = prepare(frame, columns, target="label", spec=JobSpec.model_validate({"task": "binary"}))
+    assert len(data.y_test) == 0 and len(data.y_train) + len(data.y_val) == len(frame)
+
+
+def test_baselines_score_the_same_split_with_the_same_metrics() -> None:
+    frame, columns = _table(_cancer().drop(columns="row_id"))
+    spec = JobSpec.model_validate({"task": "binary", "evaluation": {"test_fraction": 0.2}})
+    data = prepare(frame, columns, target="label", spec=spec)
+    baselines = fit_baselines(data, seed=1)
+    assert set(baselines) == {"linear", "boosted_trees"}
+    for scores in baselines.values():
+        assert {"val_accuracy", "val_auc", "val_loss", "test_accuracy", "test_auc"} <= set(scores)
+        assert scores["val_accuracy"] > 0.9 and scores["test_accuracy"] > 0.9
+
+
+def test_regression_and_categorical_baselines() -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    colour = rng.choice(["red", "green", None], size=n)
+    x = rng.normal(size=n)
+    y = 3 * x + np.where(colour == "red", 2.0, 0.0) + rng.normal(scale=0.1, size=n)
+    frame, columns = _table(pd.DataFrame({"x": x, "colour": colour, "y": y}))
+    spec = JobSpec.model_validate({"task": "regression"})
+    data = prepare(frame, columns, target="y", spec=spec)
+    linear = fit_baselines(data, seed=1)["linear"]
+    assert linear["val_r2"] > 0.95 and linear["val_rmse"] < 0.5  # the one-hot colour was used
+
+
+def test_a_network_that_loses_to_a_baseline_is_flagged() -> None:
+    baselines = {"linear": {"test_accuracy": 0.97}, "boosted_trees": {"test_accuracy": 0.95}}
+    [flag] = _flags("binary", {"test_accuracy": 0.9}, baselines, on="test_")
+    assert flag["flag"] == "baseline_beats_network" and flag["baseline"] == "linear"
+    assert abs(flag["margin"] - 0.07) < 1e-9
+    assert _flags("binary", {"test_accuracy": 0.98}, baselines, on="test_") == []
+    # Lower is better for regression's rmse.
+    [flag] = _flags("regression", {"val_rmse": 2.0}, {"linear": {"val_rmse": 1.5}}, on="val_")
+    assert flag["margin"] == 0.5
+
+
+def test_scores_match_scikit_learn_on_probabilities() -> None:
+    y = np.array([0, 1, 1, 0])
+    found = score("binary", y, np.array([[0.2], [0.8], [0.4], [0.1]]), n_classes=2, prefix="test_")
+    assert found["test_accuracy"] == 0.75 and found["test_auc"] == 1.0

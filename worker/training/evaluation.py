@@ -1,0 +1,89 @@
+"""A job's closing evaluation: its chosen model on the held-out test rows, and baselines beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import structlog
+
+from models.spec import JobSpec
+from worker.training.baselines import fit_baselines
+from worker.training.data import load_frame, prepare
+from worker.training.inputs import frame_to_inputs, to_tensors
+from worker.training.scores import PRIMARY, score
+
+log = structlog.get_logger(__name__)
+
+
+def closing_evaluation(**kwargs: Any) -> dict[str, Any]:
+    """``evaluate_job``, where a failure is noted in the result, never fatal: the model is kept."""
+    try:
+        return evaluate_job(**kwargs)
+    except Exception as exc:
+        log.warning("evaluation_failed", error=f"{type(exc).__name__}: {exc}")
+        return {"evaluation_error": f"{type(exc).__name__}: {exc}"}
+
+
+def evaluate_job(
+    *,
+    csv_path: Path,
+    has_header: bool,
+    target: str,
+    spec: JobSpec,
+    model_path: Path,
+    input_schema: dict[str, Any],
+) -> dict[str, Any]:
+    """``{"test", "baselines", "flags"}`` for the job's ``best``; the model is the saved file itself."""
+    frame, columns = load_frame(csv_path, has_header=has_header)
+    data = prepare(frame, columns, target=target, spec=spec)
+    model = keras.saving.load_model(model_path, safe_mode=True)
+    n_classes = len(data.classes)
+    network: dict[str, float] = {}
+    for prefix, (x, y) in {"val_": (data.x_val, data.y_val), "test_": (data.x_test, data.y_test)}.items():
+        if len(y):
+            inputs = to_tensors(frame_to_inputs(x, input_schema["inputs"]))
+            outputs = np.asarray(model.predict(inputs, verbose=0, batch_size=1024), dtype="float64")
+            network |= score(spec.task, y, outputs, n_classes=n_classes, prefix=prefix)
+    found: dict[str, Any] = {"test_rows": len(data.y_test)}
+    if len(data.y_test):
+        found["test"] = {k: v for k, v in network.items() if k.startswith("test_")}
+    if spec.evaluation.baselines:
+        baselines = fit_baselines(data, spec.split.seed)
+        found["baselines"] = baselines
+        found["flags"] = _flags(spec.task, network, baselines, on="test_" if len(data.y_test) else "val_")
+    return found
+
+
+def _flags(
+    task: str, network: dict[str, float], baselines: dict[str, dict[str, float]], on: str
+) -> list[Any]:
+    """A flag when a baseline beats the network on the unbiased split (test when held out, else val)."""
+    metric, higher = PRIMARY[task]
+    key = f"{on}{metric}"
+    ours = network.get(key)
+    if ours is None:
+        return []
+    name, theirs = max(
+        ((n, s[key]) for n, s in baselines.items() if key in s),
+        key=lambda item: item[1] if higher else -item[1],
+        default=(None, None),
+    )
+    if name is None or theirs is None:
+        return []
+    margin = (theirs - ours) if higher else (ours - theirs)
+    if margin <= 0:
+        return []
+    return [
+        {
+            "flag": "baseline_beats_network",
+            "baseline": name,
+            "metric": key,
+            "margin": round(float(margin), 6),
+            "message": f"{name.replace('_', ' ')} scores {key} {theirs:.4f}, "
+            f"{margin:.4f} {'above' if higher else 'below'} the network's {ours:.4f}: try the default "
+            "search, more epochs or regularization, or use the baseline",
+        }
+    ]
