@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import services
+from api.csv_export import leaderboard_csv
 from api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
 from api.job_snapshots import JobSnapshots, Snapshot
 from api.schemas import EpochOut, EventOut, JobCreate, JobOut, JobPage, TrialOut
@@ -107,10 +108,22 @@ def job_events(tenant_id: TenantDep, session: SessionDep, job_id: str) -> list[E
     return [EventOut.of(e) for e in JobStore(session).events(job_id, tenant_id=tenant_id)]
 
 
-@router.get("/{job_id}/trials", response_model=list[TrialOut])
-def job_trials(tenant_id: TenantDep, session: SessionDep, job_id: str) -> list[TrialOut]:
-    """The job's trials."""
-    return [TrialOut.of(t) for t in TrialStore(session).for_job(job_id, tenant_id=tenant_id)]
+@router.get(
+    "/{job_id}/trials",
+    response_model=list[TrialOut],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def job_trials(tenant_id: TenantDep, session: SessionDep, job_id: str, request: Request) -> Any:
+    """The job's trials (the leaderboard); as CSV, spreadsheet-safe, with ``Accept: text/csv``."""
+    trials = [TrialOut.of(t) for t in TrialStore(session).for_job(job_id, tenant_id=tenant_id)]
+    if "text/csv" in request.headers.get("accept", ""):
+        disposition = f'attachment; filename="{job_id}-trials.csv"'
+        return Response(
+            leaderboard_csv(trials),
+            media_type="text/csv",
+            headers={"Content-Disposition": disposition},
+        )
+    return trials
 
 
 @router.get("/{job_id}/metrics", response_model=list[EpochOut])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 import time
 from collections.abc import Iterator
@@ -208,3 +210,9 @@ def test_a_search_without_a_space_searches_the_default_one(
     assert best["score"] == max(t["score"] for t in trials)
     assert best["test_rows"] == 114 and "test_accuracy" in best["test"]
     assert set(best["baselines"]) == {"linear", "boosted_trees"}
+    # The leaderboard as a spreadsheet.
+    exported = client.get(f"/v1/jobs/{job['id']}/trials", headers={"Accept": "text/csv"})
+    assert exported.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [int(row["number"]) for row in table] == [t["number"] for t in trials]
+    assert {float(row["learning_rate"]) for row in table} == rates
