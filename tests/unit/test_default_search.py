@@ -23,11 +23,22 @@ def test_only_specs_without_a_distribution_search_nothing() -> None:
 def test_the_users_values_win_and_the_result_resolves() -> None:
     raw = with_default_space({"training": {"epochs": 7}, "model": {"l2": 0.01}}, rows=500)
     assert raw["training"]["epochs"] == 7 and raw["model"]["l2"] == 0.01
-    assert raw["training"]["learning_rate"] == {"float": [1e-4, 1e-2], "log": True}
+    assert raw["training"]["learning_rate"] == {"float": [1e-4, 3e-2], "log": True}
     spec = resolve_spec(raw, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
-    assert spec.search is not None and spec.search.objective == "val_accuracy"
+    assert spec.search is not None and spec.search.objective == "val_loss"
+    assert spec.search.direction == "min"
+    assert spec.training.epochs == 7  # the user's
     names = {p.name for p in extract_space(raw).params}
     assert {"learning_rate", "batch_size", "optimizer", "batch_norm"} <= names
+
+
+def test_small_datasets_get_enough_steps_and_patience() -> None:
+    tiny, big = default_space(150)["training"], default_space(20_000)["training"]
+    # 120 training rows in batches of 16: 8 steps an epoch; 375 epochs make 3,000 steps.
+    assert tiny["epochs"] == 375 and tiny["early_stopping"] == {"patience": 20}
+    assert big["epochs"] == 100 and big["early_stopping"] == {"patience": 10}
+    kept = with_default_space({"training": {"early_stopping": None}}, rows=150)
+    assert kept["training"]["early_stopping"] is None
 
 
 def test_the_space_follows_the_data_size() -> None:
