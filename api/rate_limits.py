@@ -6,7 +6,9 @@ limiter whose storage is unreachable lets requests through: rate limiting must n
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 
 import structlog
 from limits import parse
@@ -34,18 +36,35 @@ class RateLimits:
             if redis
             else {}
         )
-        self.limiter = FixedWindowRateLimiter(storage_from_string(url, **options))
+        self._url, self._options = url, options
+        # Redis' asyncio connections belong to the event loop that opened them: one limiter per loop
+        # (one loop per API process when served; a test client may run several). Memory is shared.
+        self._shared = None if redis else FixedWindowRateLimiter(storage_from_string(url))
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FixedWindowRateLimiter] = (
+            weakref.WeakKeyDictionary()
+        )
         self.namespace = f"tuneforge:{settings.queue}"
         self.reads = parse(settings.rate_limit_reads)
         self.writes = parse(settings.rate_limit_writes)
         self.failed_auth = parse(settings.rate_limit_failed_auth)
 
+    def _limiter(self) -> FixedWindowRateLimiter:
+        if self._shared is not None:
+            return self._shared
+        loop = asyncio.get_running_loop()
+        limiter = self._per_loop.get(loop)
+        if limiter is None:
+            limiter = FixedWindowRateLimiter(storage_from_string(self._url, **self._options))
+            self._per_loop[loop] = limiter
+        return limiter
+
     async def _hit(self, limit: object, *keys: str) -> float | None:
         """Count one request; seconds until the window resets when over the limit, else None."""
+        limiter = self._limiter()
         try:
-            if await self.limiter.hit(limit, self.namespace, *keys):  # type: ignore[arg-type]
+            if await limiter.hit(limit, self.namespace, *keys):  # type: ignore[arg-type]
                 return None
-            stats = await self.limiter.get_window_stats(limit, self.namespace, *keys)  # type: ignore[arg-type]
+            stats = await limiter.get_window_stats(limit, self.namespace, *keys)  # type: ignore[arg-type]
             reset = stats.reset_time
         except Exception:  # storage unreachable: fail open
             log.warning("rate_limit_storage_unavailable", exc_info=True)

@@ -113,7 +113,14 @@ def submit_job(
     raw = body.spec
     if body.kind == JobKind.SEARCH and searches_nothing(raw):
         raw = with_default_space(raw, dataset.rows)  # "{}" searches a space suited to the data
-    spec = resolve_spec(raw, kind=body.kind, target=body.target, columns=dataset.columns)
+    spec = resolve_spec(
+        raw,
+        kind=body.kind,
+        target=body.target,
+        columns=dataset.columns,
+        rows=dataset.rows,
+        max_flops=settings.max_job_flops,
+    )
     job = Job(
         tenant_id=tenant_id,
         kind=body.kind,

@@ -69,12 +69,12 @@ def with_default_space(raw: dict[str, Any], rows: int) -> dict[str, Any]:
         for key, value in default.items():
             if key not in out:
                 out[key] = value
-            elif isinstance(out[key], dict) and isinstance(value, dict) and not _is_fixed_layer(key):
+            elif isinstance(out[key], dict) and isinstance(value, dict):
                 out[key] = merge(out[key], value)
         return out
 
-    return merge(raw, default_space(rows))
-
-
-def _is_fixed_layer(key: str) -> bool:
-    return key == "layers"  # a user's fixed layer list is theirs: search.layer still varies width
+    default = default_space(rows)
+    if "layers" in (raw.get("model") or {}):
+        # The user fixed the network's layers: the default search leaves depth and width alone.
+        default["search"] = {k: v for k, v in default["search"].items() if k not in ("num_layers", "layer")}
+    return merge(raw, default)

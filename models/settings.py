@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     max_rows: int = Field(default=2_000_000, ge=1)
     max_columns: int = Field(default=1_000, ge=2)
     max_cell_chars: int = Field(default=4_096, ge=1)
+    # A job's estimated training work (6 x weights x rows x epochs x trials x executions): 422 past it.
+    max_job_flops: float = Field(default=1e18, gt=0)
     # Per-tenant quotas (429 past them): jobs queued or running at once, bytes of datasets and models.
     max_active_jobs_per_tenant: int = Field(default=100, ge=1)
     max_stored_bytes_per_tenant: int = Field(default=10 * 1024**3, ge=1)

@@ -228,6 +228,9 @@ def _monitorable(task: Task) -> set[str]:
 
 
 MAX_TRIALS_CAP = 500
+# About a day of a 2-core CPU's float32 throughput times a thousand: past it a job cannot finish anywhere
+# it would be run (TUNEFORGE_MAX_JOB_FLOPS).
+MAX_JOB_FLOPS = 1e18
 MINIMIZED = ("loss", "rmse", "mae", "mse")
 
 
@@ -337,6 +340,8 @@ def resolve_spec(
     target: str,
     columns: list[dict[str, Any]],
     max_trials_cap: int = MAX_TRIALS_CAP,
+    rows: int | None = None,
+    max_flops: float = MAX_JOB_FLOPS,
 ) -> JobSpec:
     """Validate ``raw`` against the dataset and return it with every default filled in.
 
@@ -382,8 +387,10 @@ def resolve_spec(
             f"{task} task; choose one of " + ", ".join(sorted(_monitorable(task))),
             [FieldError(("spec", "training", "early_stopping", "monitor"), "unknown metric")],
         )
-    _check_size(spec, space, n_features=len(columns) - 1)
+    weights = _check_size(spec, space, n_features=len(columns) - 1)
     search = _resolve_search(space, spec, task, max_trials_cap) if space is not None else None
+    if rows is not None:
+        _check_work(spec.model_copy(update={"search": search}), space, weights, rows, max_flops)
     return spec.model_copy(update={"task": task, "search": search})
 
 
@@ -395,7 +402,7 @@ def _largest(param: Any, fixed: int) -> int:
     return int(param.high)
 
 
-def _check_size(spec: JobSpec, space: SearchSpace | None, *, n_features: int) -> None:
+def _check_size(spec: JobSpec, space: SearchSpace | None, *, n_features: int) -> int:
     """Refuse networks no worker can hold: weights of the largest candidate, before one-hot encoding."""
     widths = [layer.units for layer in spec.model.layers]
     if space is not None:
@@ -410,4 +417,24 @@ def _check_size(spec: JobSpec, space: SearchSpace | None, *, n_features: int) ->
             f"the network (its largest candidate) has about {weights:,} weights; at most "
             f"{MAX_PARAMETERS:,} are supported: use fewer or narrower layers",
             [FieldError(("spec", "model", "layers"), "too many weights")],
+        )
+    return weights
+
+
+def _check_work(spec: JobSpec, space: SearchSpace | None, weights: int, rows: int, max_flops: float) -> None:
+    """Refuse jobs whose training alone is beyond any worker: ~6 floating-point operations per weight,
+    row and epoch (forward and backward), times the trials and executions of a search."""
+    epochs = spec.training.epochs
+    if space is not None:
+        searched = [p for p in space.params if p.path == ("training", "epochs")]
+        epochs = max([epochs, *(_largest(p, epochs) for p in searched)])
+    runs = spec.search.max_trials * spec.search.executions_per_trial if spec.search else 1
+    flops = 6.0 * weights * rows * epochs * runs
+    if flops > max_flops:
+        raise InvalidInput(
+            "job_too_large",
+            f"the job would take about {flops:.2g} floating-point operations ({weights:,} weights x "
+            f"{rows:,} rows x {epochs:,} epochs x {runs:,} runs x 6); at most {max_flops:.2g} are "
+            "accepted: use fewer epochs, trials or rows, or a smaller network",
+            [FieldError(("spec",), "too much work")],
         )

@@ -160,3 +160,17 @@ def test_rows_to_predict_past_the_cell_and_column_caps_are_422(client: TestClien
     assert (
         client.post("/v1/models/mdl_missing/predict", json={"rows": [{"a": "x" * 4096}]}).status_code == 404
     )
+
+
+def test_a_job_beyond_the_work_cap_is_422_naming_its_size(settings: Settings, csvs: dict[str, Path]) -> None:
+    """epochs x rows x trials x network, estimated at submit: refused before any worker is tied up."""
+    small = settings.model_copy(update={"max_job_flops": 1e8})
+    with TestClient(create_app(small), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {create_key(settings, f'tenant-{secrets.token_hex(6)}')}"
+        dataset = _dataset(client, csvs)  # 150 rows, 4 features: the 10-10 net has 171 weights
+        body = {"kind": "train", "dataset_id": dataset["id"], "target": "target"}
+        assert client.post("/v1/jobs", json=body | {"spec": {"training": {"epochs": 100}}}).status_code == 202
+        problem = _problem(client.post("/v1/jobs", json=body | {"spec": {"training": {"epochs": 1000}}}))
+        assert problem["code"] == "job_too_large" and "1,000 epochs" in problem["detail"]
+        search = body | {"kind": "search", "spec": {"search": {"max_trials": 50}}}
+        assert _problem(client.post("/v1/jobs", json=search))["code"] == "job_too_large"

@@ -45,3 +45,9 @@ def test_the_space_follows_the_data_size() -> None:
     small, large = default_space(300), default_space(200_000)
     assert max(small["training"]["batch_size"]["choice"]) < min(large["training"]["batch_size"]["choice"])
     assert small["search"]["layer"]["units"]["int"][1] < large["search"]["layer"]["units"]["int"][1]
+
+
+def test_fixed_layers_are_left_alone() -> None:
+    raw = with_default_space({"model": {"layers": [{"units": 64}]}}, rows=500)
+    assert "num_layers" not in raw["search"] and "layer" not in raw["search"]
+    assert raw["model"]["layers"] == [{"units": 64}] and "learning_rate" in raw["training"]
