@@ -74,9 +74,12 @@ def list_jobs(
 async def get_job(tenant_id: TenantDep, job_id: str, request: Request) -> Response:
     """One job; honours If-None-Match and says when to poll again."""
     # The route pollers hammer: async, served from a short-lived snapshot, read in the threadpool
-    # only when the snapshot is older than TUNEFORGE_JOB_SNAPSHOT_S.
+    # only when the snapshot is older than TUNEFORGE_JOB_SNAPSHOT_S or the request says
+    # "Cache-Control: no-cache".
     snapshots: JobSnapshots = request.app.state.job_snapshots
     sessions: sessionmaker[Session] = request.app.state.read_sessions
+    if "no-cache" in request.headers.get("cache-control", ""):
+        snapshots.forget(tenant_id, job_id)  # the caller acts on what it reads: from the database
     snapshot = await snapshots.get(
         tenant_id, job_id, lambda: run_in_threadpool(_read_snapshot, sessions, tenant_id, job_id)
     )

@@ -105,7 +105,11 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts(
     job = _submit_long_train(client, tmp_path, "fast")
     killed: set[int] = set()
     deadline = time.monotonic() + 300
-    while (current := client.get(f"/v1/jobs/{job['id']}").json())["status"] not in {"failed", "succeeded"}:
+    fresh = {"Cache-Control": "no-cache"}  # it kills on what it reads: never a snapshot
+    while (current := client.get(f"/v1/jobs/{job['id']}", headers=fresh).json())["status"] not in {
+        "failed",
+        "succeeded",
+    }:
         assert time.monotonic() < deadline, f"still {current['status']} after 300 s"
         if current["status"] == "running":
             holder = _holder_pid(client, job["id"])
