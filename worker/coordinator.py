@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
 from models.base import utcnow
 from models.db import session_scope
@@ -166,7 +167,13 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
                     break
                 except OracleBusy:
                     break
-                trial = trial_store.add_queued(job_id, number, hyperparameters=proposal["values"])
+                try:
+                    trial = trial_store.add_queued(job_id, number, hyperparameters=proposal["values"])
+                except IntegrityError:
+                    # A concurrent step (a second search_step, a re-sent message) took this trial
+                    # number first: it won the race; this step retries from the new state.
+                    session.rollback()
+                    return None
                 oracle_ids[str(number)] = proposal["oracle_trial_id"]
                 proposed.append(trial.id)
                 active.append(trial)
