@@ -10,12 +10,7 @@ from models.search_space import extract_space
 
 def searches_nothing(raw: dict[str, Any]) -> bool:
     """True when ``raw`` holds no distribution anywhere (``{}``, ``{"search": {}}``, fixed values only)."""
-    space = extract_space(raw)
-    return (
-        not space.params
-        and space.num_layers is None
-        and not any(hasattr(p, "kind") for p in space.layer.values())
-    )
+    return extract_space(raw).is_empty()
 
 
 # Optimizer steps a trial may take before early stopping ends it: 100 epochs of a 100-row dataset are

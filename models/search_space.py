@@ -64,6 +64,14 @@ class SearchSpace:
     fixed_layers: int | None = None
     layer: dict[str, Param | Any] = field(default_factory=dict)
 
+    def is_empty(self) -> bool:
+        """True when nothing is searched: no distribution anywhere, depth and layer fields fixed."""
+        return (
+            not self.params
+            and self.num_layers is None
+            and not any(isinstance(p, Param) for p in self.layer.values())
+        )
+
     def grid_size(self) -> float:
         """Size of the full grid (conditional layers counted at the deepest depth)."""
         size = math.prod(p.size() for p in self.params)

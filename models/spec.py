@@ -293,11 +293,7 @@ def _resolve_search(space: SearchSpace, spec: JobSpec, task: Task, max_trials_ca
             f"spec.search.max_trials: {search.max_trials} is above the server's cap of {max_trials_cap}",
             [FieldError(("spec", "search", "max_trials"), "above the cap")],
         )
-    if (
-        not space.params
-        and space.num_layers is None
-        and not any(hasattr(p, "kind") for p in space.layer.values())
-    ):
+    if space.is_empty():
         raise InvalidInput(
             "invalid_search_space",
             'the search has nothing to search: give a distribution such as {"choice": [...]} for a field',

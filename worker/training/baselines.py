@@ -27,9 +27,7 @@ def _features(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
     return out
 
 
-def _pipeline(data: Prepared, estimator: Any) -> Pipeline:
-    numeric = [c["name"] for c in data.features if c["dtype"] == "numeric"]
-    categorical = [c["name"] for c in data.features if c["dtype"] != "numeric"]
+def _pipeline(numeric: list[str], categorical: list[str], estimator: Any) -> Pipeline:
     columns = ColumnTransformer(
         [
             ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
@@ -53,17 +51,21 @@ def _estimators(task: str, seed: int) -> dict[str, Any]:
 
 def fit_baselines(data: Prepared, seed: int) -> dict[str, dict[str, float]]:
     """Each baseline's validation (and test, when held out) scores, named as the network's are."""
+    numeric = [c["name"] for c in data.features if c["dtype"] == "numeric"]
     categorical = [c["name"] for c in data.features if c["dtype"] != "numeric"]
     x_train = _features(data.x_train, categorical)
-    splits = {"val_": (data.x_val, data.y_val), "test_": (data.x_test, data.y_test)}
+    # Encoded once, scored by each baseline.
+    splits = {
+        prefix: (_features(x, categorical), y)
+        for prefix, (x, y) in {"val_": (data.x_val, data.y_val), "test_": (data.x_test, data.y_test)}.items()
+        if len(y)
+    }
     found: dict[str, dict[str, float]] = {}
     for name, estimator in _estimators(data.task, seed).items():
-        model = _pipeline(data, estimator).fit(x_train, data.y_train)
+        model = _pipeline(numeric, categorical, estimator).fit(x_train, data.y_train)
         scores: dict[str, float] = {}
         for prefix, (x, y) in splits.items():
-            if len(y):
-                x = _features(x, categorical)
-                outputs = model.predict(x) if data.task == "regression" else model.predict_proba(x)
-                scores |= score(data.task, y, np.asarray(outputs), n_classes=len(data.classes), prefix=prefix)
+            outputs = model.predict(x) if data.task == "regression" else model.predict_proba(x)
+            scores |= score(data.task, y, np.asarray(outputs), n_classes=len(data.classes), prefix=prefix)
         found[name] = scores
     return found
