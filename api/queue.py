@@ -11,6 +11,7 @@ from tenacity import retry, stop_after_attempt, wait_fixed
 
 from models.errors import ServiceUnavailable
 from models.settings import Settings
+from worker.local_broker import use_local_broker
 from worker.protocol import PREDICT, RUN_JOB, ModelFileMismatch, run_job_args
 
 # A request must never wait out a broker outage: the job is stored, the reaper re-sends it.
@@ -32,6 +33,7 @@ class JobQueue:
             broker_connection_max_retries=1,
             task_ignore_result=True,
         )
+        use_local_broker(self.celery, settings)
 
     @retry(stop=stop_after_attempt(2), wait=wait_fixed(0.1), reraise=True)
     def send_run_job(self, job_id: str) -> None:

@@ -9,6 +9,7 @@ from celery.signals import beat_init, worker_init, worker_process_init, worker_s
 
 from models.settings import Settings
 from worker import draining
+from worker.local_broker import use_local_broker
 from worker.runtime import reset_runtime
 
 # TensorFlow (imported later, inside tasks) reads this once: keep its C++ banner out of logs.
@@ -38,6 +39,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )
+    use_local_broker(app, settings)
     return app
 
 
