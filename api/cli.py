@@ -169,19 +169,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = ("serve", "worker", "beat", "migrate", "keys")  # build_parser's; tuneforge-client lists them too
 CLIENT_COMMANDS = {"datasets", "jobs", "models"}
+CLIENT_MODULE = "tuneforge_client.cli"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``tuneforge`` command; client commands go to tuneforge-client's CLI."""
+    """Entry point of the ``tuneforge`` command: server commands here, anything else in tuneforge-client's."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Only -h comes before a server command, so its first word names it.
     first = next((a for a in argv if not a.startswith("-")), None)
-    if first in CLIENT_COMMANDS:
-        # Client commands belong to tuneforge-client; hand over without importing it.
-        if importlib.util.find_spec("tuneforge_client") is None:
+    if first not in COMMANDS:
+        if importlib.util.find_spec("tuneforge_client") is not None:
+            # Installed, the client's CLI is the front door: its --help lists every command, and it
+            # hands server commands back with the command first, so they never bounce.
+            os.execv(sys.executable, [sys.executable, "-m", CLIENT_MODULE, *argv])
+        if CLIENT_COMMANDS.intersection(argv):
             print("tuneforge: client commands need tuneforge-client (pip install ./sdk)", file=sys.stderr)
             return 1
-        os.execv(sys.executable, [sys.executable, "-m", "tuneforge_client.cli", *argv])
     args = build_parser().parse_args(argv)
     os.umask(0o077)  # files a server process writes (database, datasets, models, logs): owner only
     result: int = args.run(args, Settings())

@@ -17,7 +17,7 @@ from ._errors import (
     TuneforgeError,
     ValidationError,
 )
-from .types import Dataset, EpochMetrics, Event, Job, Model, Trial
+from .types import Best, Dataset, Ensemble, EpochMetrics, Event, Job, Model, Trial
 
 __all__ = [
     "APIConnectionError",
@@ -26,9 +26,11 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
+    "Best",
     "Client",
     "ConflictError",
     "Dataset",
+    "Ensemble",
     "EpochMetrics",
     "Event",
     "InternalServerError",

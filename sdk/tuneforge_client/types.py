@@ -47,6 +47,56 @@ JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "c
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
+class Ensemble(_Model):
+    """The trials a search's saved model averages (``spec.evaluation.ensemble``)."""
+
+    members: list[int]
+    val: dict[str, float | None] | None = None
+
+
+class Best(_Model):
+    """A succeeded job's chosen model: its score, its test rows' scores and the baselines beside it.
+
+    Fields the server did not send are None (``number`` and ``hyperparameters`` come with searches,
+    ``test`` with held-out rows, ``baselines`` and ``flags`` with baselines on); keys this SDK does not
+    know yet are kept in ``model_extra``. ``best["model_id"]`` and ``best.get(...)`` still work as they
+    did when this was a dict.
+    """
+
+    model_id: str | None = None
+    trial_id: str | None = None
+    number: int | None = None
+    objective: str | None = None
+    direction: str | None = None
+    score: float | None = None
+    metrics: dict[str, Any] | None = None
+    hyperparameters: dict[str, Any] | None = None
+    test_rows: int | None = None
+    # A score can be null: NaN and infinities are stored as null.
+    test: dict[str, float | None] | None = None
+    val: dict[str, float | None] | None = None  # the saved model's own validation scores
+    ensemble: Ensemble | None = None
+    baselines: dict[str, dict[str, float | None]] | None = None
+    flags: list[dict[str, Any]] | None = None
+    evaluation_error: str | None = None
+
+    def _sent(self) -> dict[str, Any]:
+        """The keys the server sent, known or not, as the dict this used to be."""
+        return self.model_dump(exclude_unset=True)
+
+    def __getitem__(self, key: str) -> Any:
+        """``best[key]``: KeyError for a key the server did not send, as with the dict."""
+        return self._sent()[key]
+
+    def __contains__(self, key: object) -> bool:
+        """``key in best``: whether the server sent it."""
+        return key in self._sent()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``best.get(key)``, as with the dict."""
+        return self._sent().get(key, default)
+
+
 class Job(_Model):
     """A train or search job."""
 
@@ -60,7 +110,7 @@ class Job(_Model):
     progress: Progress
     attempt: int
     error: dict[str, Any] | None = None
-    best: dict[str, Any] | None = None
+    best: Best | None = None
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

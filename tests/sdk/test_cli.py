@@ -51,6 +51,10 @@ def test_upload_submit_and_inspect_from_the_shell(base_url: str, api_key: str, t
     assert table.returncode == 0
     assert table.stdout.splitlines()[0].split()[:3] == ["ID", "KIND", "STATUS"]
     assert job["id"] in table.stdout
+    # Global options work after the subcommand too (issue 12: this was "unrecognized arguments").
+    listed = tuneforge(base_url, api_key, "jobs", "list", "--json", "--status", "queued")
+    assert listed.returncode == 0, listed.stderr
+    assert job["id"] in [item["id"] for item in json.loads(listed.stdout)]
 
 
 def test_errors_exit_1_with_the_problem_detail(base_url: str, api_key: str) -> None:
