@@ -17,7 +17,7 @@ from api.queue import JobQueue
 from api.schemas import JobCreate
 from models import quotas
 from models.base import new_id
-from models.default_search import searches_nothing, with_default_space
+from models.default_search import searches_nothing, with_default_space, with_default_training
 from models.errors import Conflict, FieldError, InvalidInput, NotFound
 from models.settings import Settings
 from models.spec import resolve_spec, stored_spec
@@ -113,6 +113,8 @@ def submit_job(
     raw = body.spec
     if body.kind == JobKind.SEARCH and searches_nothing(raw):
         raw = with_default_space(raw, dataset.rows)  # "{}" searches a space suited to the data
+    elif body.kind == JobKind.TRAIN:
+        raw = with_default_training(raw, dataset.rows)  # small data: enough epochs to fit
     spec = resolve_spec(
         raw,
         kind=body.kind,

@@ -7,7 +7,7 @@ downloaded and score the held-out rows; a logistic/ridge regression and gradient
 trained on the same uploaded rows beside them. Prints dataset -> baselines -> default train -> default
 search (validation and test) -> time. Accuracy for classification, R^2 for regression.
 
-    .venv/bin/python bench/quality.py [--trials 10] [--only NAME ...]
+    .venv/bin/python bench/quality.py [--trials 10] [--only NAME ...] [--ensemble K]
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--only", nargs="*", default=list(DATASETS))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ensemble", type=int, default=None, help="spec.evaluation.ensemble of the search")
     args = parser.parse_args()
     rows = []
     with cluster(workers=args.workers) as client:
@@ -161,7 +162,8 @@ def main() -> None:
                 client,
                 dataset["id"],
                 "search",
-                {"search": {"max_trials": args.trials, "max_concurrent_trials": args.workers}},
+                {"search": {"max_trials": args.trials, "max_concurrent_trials": args.workers}}
+                | ({"evaluation": {"ensemble": args.ensemble}} if args.ensemble else {}),
             )
             metric = "val_r2" if regression else "val_accuracy"
             rows.append(

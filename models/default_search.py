@@ -1,4 +1,5 @@
-"""The space a search explores when its spec gives no distribution: sized to the data, not to one dataset."""
+"""Defaults sized to the data, not to one dataset: a search's space when its spec gives no
+distribution, and a train job's epochs when its spec gives none."""
 
 from __future__ import annotations
 
@@ -19,6 +20,32 @@ MIN_STEPS = 3_000
 MAX_EPOCHS = 1_000
 
 
+def epochs_for(rows: int, batch_size: int) -> int:
+    """At least the guide's 100 epochs, and enough for ``MIN_STEPS`` steps on the training split."""
+    steps_per_epoch = max(1, -(-int(rows * 0.8) // batch_size))
+    return min(MAX_EPOCHS, max(100, -(-MIN_STEPS // steps_per_epoch)))
+
+
+def with_default_training(raw: dict[str, Any], rows: int) -> dict[str, Any]:
+    """A train spec without ``epochs``, given enough of them for its data (and patience to match).
+
+    The guide's 100 epochs are 400 steps on 150 rows: the default network stopped still underfitting.
+    A spec that turns early stopping off keeps 100 (more would only overfit).
+    """
+    training = raw.get("training") or {}
+    if not isinstance(training, dict) or "epochs" in training or training.get("early_stopping", {}) is None:
+        return raw
+    batch = training.get("batch_size", 32)
+    epochs = epochs_for(rows, batch if isinstance(batch, int) and batch > 0 else 32)
+    if epochs == 100:
+        return raw
+    added: dict[str, Any] = {"epochs": epochs}
+    stopping = training.get("early_stopping")
+    if stopping is None or (isinstance(stopping, dict) and "patience" not in stopping):
+        added["early_stopping"] = (stopping or {}) | {"patience": 20}
+    return raw | {"training": training | added}
+
+
 def default_space(rows: int) -> dict[str, Any]:
     """Depth, width, dropout, L2, batch norm, learning rate (log scale), batch size and optimizer.
 
@@ -31,8 +58,7 @@ def default_space(rows: int) -> dict[str, Any]:
     widest = 128 if small else 256
     # Two sizes: each batch size (and batch norm on/off) is its own compiled program on the fast engine.
     batches = [16, 32] if small else [128, 256] if large else [32, 128]
-    steps_per_epoch = max(1, -(-int(rows * 0.8) // batches[0]))
-    epochs = min(MAX_EPOCHS, max(100, -(-MIN_STEPS // steps_per_epoch)))
+    epochs = epochs_for(rows, batches[0])
     return {
         "model": {
             "l2": {"choice": [0.0, 1e-5, 1e-4, 1e-3]},

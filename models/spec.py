@@ -152,6 +152,8 @@ class EvaluationSpec(_Strict):
     test_fraction: float = Field(0.0, ge=0.0, le=0.5)
     # A regularized linear model and gradient-boosted trees fitted on the same training rows.
     baselines: bool = True
+    # After a search: the saved model averages the outputs of the k best trials (1: the best alone).
+    ensemble: int = Field(1, ge=1, le=10)
 
 
 class JobSpec(_Strict):
@@ -352,6 +354,12 @@ def resolve_spec(
     else:
         _reject_distributions(raw)
         spec = parse_spec(raw)
+        if spec.evaluation.ensemble > 1:
+            raise InvalidInput(
+                "invalid_spec",
+                "spec.evaluation.ensemble averages a search's best trials; a train job has one model",
+                [FieldError(("spec", "evaluation", "ensemble"), "only for search jobs")],
+            )
     by_name = {column["name"]: column for column in columns}
     if target not in by_name:
         raise InvalidInput(

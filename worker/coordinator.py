@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -95,10 +96,34 @@ def _model_file(rt: Runtime, best: Trial) -> ModelFile:
     return ModelFile(model_file, best.id, card["task"], card["input_schema"], card["metrics"], card["sha256"])
 
 
+def _ensemble_path(rt: Runtime, best: Trial) -> Path:
+    return trial_files(rt, best.id)[0].with_name(f"{best.id}.ensemble.keras")
+
+
+def _final_model(rt: Runtime, rows: list[Trial], best: Trial, spec: JobSpec) -> tuple[ModelFile, list[int]]:
+    """The best trial's model, or the mean of the k best trials' (spec.evaluation.ensemble)."""
+    model = _model_file(rt, best)
+    direction = spec.search.direction if spec.search else "max"
+    scored = [(t.score, t) for t in rows if t.status == TrialStatus.COMPLETED and t.score is not None]
+    ranked = [
+        t for _, t in sorted(scored, key=lambda item: item[0], reverse=direction != "min") if t.model_key
+    ]
+    members = [t for t in ranked if trial_files(rt, t.id)[0].is_file()][: spec.evaluation.ensemble]
+    if len(members) < 2:
+        return model, [best.number]
+    from worker.training.ensemble import build_ensemble
+
+    path = _ensemble_path(rt, best)
+    model.sha256 = build_ensemble([trial_files(rt, t.id)[0] for t in members], path)
+    model.path = path
+    return model, [t.number for t in members]
+
+
 def discard_files(rt: Runtime, trial_ids: list[str]) -> None:
     """Delete trials' model files, cards and checkpoints (the job registered what it keeps as a hard link)."""
     for trial_id in trial_ids:
-        for path in trial_files(rt, trial_id):
+        model_file, card_file = trial_files(rt, trial_id)
+        for path in (model_file, card_file, model_file.with_name(f"{trial_id}.ensemble.keras")):
             path.unlink(missing_ok=True)
         for leftover in checkpoint_file(rt, trial_id).parent.glob(f"{trial_id}*.ckpt*"):
             leftover.unlink(missing_ok=True)
@@ -229,7 +254,7 @@ def _finish_search(
     else:
         from worker.training.evaluation import closing_evaluation
 
-        model = _model_file(rt, best)
+        model, members = _final_model(rt, rows, best, spec)
         dataset = DatasetStore(session).get_any(job.dataset_id)
         # Selection is over: the chosen trial's model meets the test rows once, beside the baselines.
         evaluation = closing_evaluation(
@@ -241,7 +266,11 @@ def _finish_search(
             input_schema=model.input_schema,
         )
         metrics = model.metrics
-        model.metrics = metrics | evaluation.get("test", {})  # the model card shows its test scores
+        if len(members) > 1:
+            # The card describes the saved model: the ensemble's own validation scores.
+            model.metrics = evaluation.get("val", {})
+            evaluation["ensemble"] = {"members": members, "val": evaluation.get("val", {})}
+        model.metrics = model.metrics | evaluation.get("test", {})  # the model card shows its test scores
         summary = {
             "objective": search.objective,
             "direction": search.direction,

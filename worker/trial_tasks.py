@@ -236,7 +236,7 @@ def _note_engine(rt: Runtime, job_id: str, claimed: list[Claimed], choices: set[
 
 
 def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: list[list[Any]]) -> None:
-    """Finish every trial of the population; only the population's best trial keeps a model file."""
+    """Finish every trial of the population; its best trial (every one, to ensemble) keeps a model file."""
     objective, direction = search.objective or "val_loss", search.direction or "max"
     pick = max if direction == "max" else min
     scored: list[tuple[Claimed, float, Any]] = []
@@ -278,10 +278,13 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
     if handed_back:
         hand_back_trials(rt, handed_back, claimed[0].recorders[0].token)
     winner = pick(scored, key=lambda item: item[1])[0] if scored else None
+    # An ensemble is chosen at the end of the search, from any population: every trial keeps its model.
+    keep_all = bool(claimed) and claimed[0].spec.evaluation.ensemble > 1
     for trial, score, best in scored:
         if trial.recorders[0].should_stop():
             continue  # cancelled or lease lost while the last chunk ran: the trial is no longer ours
-        if trial is winner:
+        keep = trial is winner or keep_all
+        if keep:
             _save_best(rt, trial.trial_id, best)
         metrics = best.trial_metrics() | {
             "engine": best.engine.engine if best.engine else None,
@@ -299,7 +302,7 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
                 score=score,
                 metrics=metrics,
                 diagnostics=best.diagnostics,
-                model_key=str(trial_files(rt, trial.trial_id)[0]) if trial is winner else None,
+                model_key=str(trial_files(rt, trial.trial_id)[0]) if keep else None,
             )
 
 

@@ -184,13 +184,20 @@ def test_a_target_score_stops_the_search_early(
 
 
 def test_a_search_without_a_space_searches_the_default_one(
-    client: TestClient, worker: subprocess.Popen[bytes], csvs: dict[str, Path]
+    client: TestClient,
+    worker: subprocess.Popen[bytes],
+    predictor: subprocess.Popen[bytes],
+    csvs: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
-    """``{"search": {...}}`` with no distribution: a space sized to the data instead of a 422."""
+    """``{"search": {...}}`` with no distribution: a space sized to the data instead of a 422.
+
+    Its saved model averages the 3 best trials and takes raw rows like any other.
+    """
     dataset = upload(client, csvs["breast_cancer"])
     spec = {
         "training": {"epochs": 5},
-        "evaluation": {"test_fraction": 0.2},
+        "evaluation": {"test_fraction": 0.2, "ensemble": 3},
         "search": {"max_trials": 3, "max_concurrent_trials": 1},
     }
     submitted = _search(client, dataset["id"], spec)
@@ -210,6 +217,23 @@ def test_a_search_without_a_space_searches_the_default_one(
     assert best["score"] == min(t["score"] for t in trials)
     assert best["test_rows"] == 114 and "test_accuracy" in best["test"]
     assert set(best["baselines"]) == {"linear", "boosted_trees"}
+    ranked = sorted(trials, key=lambda t: t["score"])
+    assert best["ensemble"]["members"] == [t["number"] for t in ranked]
+    card = client.get(f"/v1/models/{best['model_id']}").json()
+    assert card["metrics"]["val_accuracy"] == best["ensemble"]["val"]["val_accuracy"]
+    assert card["metrics"]["test_accuracy"] == best["test"]["test_accuracy"]
+    path = tmp_path / "ensemble.keras"
+    path.write_bytes(client.get(f"/v1/models/{card['id']}/download").content)
+    model = keras.saving.load_model(path, safe_mode=True)
+    assert [layer.name for layer in model.layers if layer.name.startswith("member_")] == [
+        "member_0",
+        "member_1",
+        "member_2",
+    ]
+    rows = [dict.fromkeys((f["column"] for f in card["input_schema"]["inputs"]), 1.0)]
+    predicted = client.post(f"/v1/models/{card['id']}/predict", json={"rows": rows})
+    assert predicted.status_code == 200, predicted.text
+    assert 0.0 <= predicted.json()["predictions"][0]["probabilities"]["1"] <= 1.0
     # The leaderboard as a spreadsheet.
     exported = client.get(f"/v1/jobs/{job['id']}/trials", headers={"Accept": "text/csv"})
     assert exported.headers["content-type"].startswith("text/csv")

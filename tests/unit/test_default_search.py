@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.default_search import default_space, searches_nothing, with_default_space
+from models.default_search import default_space, searches_nothing, with_default_space, with_default_training
 from models.search_space import extract_space
 from models.spec import resolve_spec
 from models.status import JobKind
@@ -51,3 +51,17 @@ def test_fixed_layers_are_left_alone() -> None:
     raw = with_default_space({"model": {"layers": [{"units": 64}]}}, rows=500)
     assert "num_layers" not in raw["search"] and "layer" not in raw["search"]
     assert raw["model"]["layers"] == [{"units": 64}] and "learning_rate" in raw["training"]
+
+
+def test_a_train_job_on_small_data_gets_enough_epochs_unless_it_chose() -> None:
+    """150 rows in batches of 32: 4 steps an epoch, so 750 epochs (patience 20) make 3,000 steps."""
+    raw = with_default_training({}, rows=150)
+    assert raw["training"] == {"epochs": 750, "early_stopping": {"patience": 20}}
+    assert resolve_spec(raw, kind=JobKind.TRAIN, target="y", columns=COLUMNS).training.epochs == 750
+    bigger_batches = with_default_training({"training": {"batch_size": 64}}, rows=150)["training"]
+    assert bigger_batches["epochs"] == 1_000  # capped
+    own_stopping = {"training": {"early_stopping": {"patience": 5, "monitor": "val_accuracy"}}}
+    assert with_default_training(own_stopping, rows=150)["training"]["early_stopping"]["patience"] == 5
+    for chosen in ({"training": {"epochs": 30}}, {"training": {"early_stopping": None}}):
+        assert with_default_training(chosen, rows=150) == chosen
+    assert with_default_training({}, rows=20_000) == {}  # the guide's 100 epochs already suffice

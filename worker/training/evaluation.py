@@ -36,7 +36,7 @@ def evaluate_job(
     model_path: Path,
     input_schema: dict[str, Any],
 ) -> dict[str, Any]:
-    """``{"test", "baselines", "flags"}`` for the job's ``best``; the model is the saved file itself."""
+    """``{"val", "test", "baselines", "flags"}`` for the job's ``best``, scoring the saved file itself."""
     frame, columns = load_frame(csv_path, has_header=has_header)
     data = prepare(frame, columns, target=target, spec=spec)
     model = keras.saving.load_model(model_path, safe_mode=True)
@@ -48,6 +48,7 @@ def evaluate_job(
             outputs = np.asarray(model.predict(inputs, verbose=0, batch_size=1024), dtype="float64")
             network |= score(spec.task, y, outputs, n_classes=n_classes, prefix=prefix)
     found: dict[str, Any] = {"test_rows": len(data.y_test)}
+    found["val"] = {k: v for k, v in network.items() if k.startswith("val_")}
     if len(data.y_test):
         found["test"] = {k: v for k, v in network.items() if k.startswith("test_")}
     if spec.evaluation.baselines:
