@@ -6,7 +6,7 @@ import copy
 import itertools
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.errors import FieldError, InvalidInput
 from models.search_space import GRID_CAP, SearchSpace, extract_space, is_distribution, layer_value
@@ -154,6 +154,18 @@ class EvaluationSpec(_Strict):
     baselines: bool = True
     # After a search: the saved model averages the outputs of the k best trials (1: the best alone).
     ensemble: int = Field(1, ge=1, le=10)
+    # k-fold cross-validation of each search trial (1: one validation split, split.validation_fraction):
+    # the rows left after the test split are cut into k folds (stratified, seeded by split.seed, as
+    # scikit-learn's (Stratified)KFold(k, shuffle=True)); each trial trains once per fold, its score is
+    # the mean over folds. ``fold`` picks the fold that validates (a search sets it per execution).
+    folds: int = Field(1, ge=1, le=10)
+    fold: int = Field(0, ge=0, le=9)
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> EvaluationSpec:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} is not one of the {self.folds} folds (0 to {self.folds - 1})")
+        return self
 
 
 class JobSpec(_Strict):
@@ -354,12 +366,16 @@ def resolve_spec(
     else:
         _reject_distributions(raw)
         spec = parse_spec(raw)
-        if spec.evaluation.ensemble > 1:
-            raise InvalidInput(
-                "invalid_spec",
-                "spec.evaluation.ensemble averages a search's best trials; a train job has one model",
-                [FieldError(("spec", "evaluation", "ensemble"), "only for search jobs")],
-            )
+        for name, why in (
+            ("ensemble", "averages a search's best trials; a train job has one model"),
+            ("folds", "cross-validates a search's trials; a train job has one split"),
+        ):
+            if getattr(spec.evaluation, name) > 1:
+                raise InvalidInput(
+                    "invalid_spec",
+                    f"spec.evaluation.{name} {why}",
+                    [FieldError(("spec", "evaluation", name), "only for search jobs")],
+                )
     by_name = {column["name"]: column for column in columns}
     if target not in by_name:
         raise InvalidInput(
@@ -433,6 +449,7 @@ def _check_work(spec: JobSpec, space: SearchSpace | None, weights: int, rows: in
         searched = [p for p in space.params if p.path == ("training", "epochs")]
         epochs = max([epochs, *(_largest(p, epochs) for p in searched)])
     runs = spec.search.max_trials * spec.search.executions_per_trial if spec.search else 1
+    runs *= spec.evaluation.folds
     flops = 6.0 * weights * rows * epochs * runs
     if flops > max_flops:
         raise InvalidInput(

@@ -280,6 +280,8 @@ def _finish_search(
             "hyperparameters": best.hyperparameters,
             **evaluation,
         }
+        if "cross_validation" in (best.metrics or {}):
+            summary["cross_validation"] = best.metrics["cross_validation"]  # type: ignore[index]
         end_job(
             rt,
             session,

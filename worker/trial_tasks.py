@@ -166,7 +166,7 @@ def _prepare(
         spec, search = _trial_spec(document, values[trial_id])
         primary = TrialRecorder(rt, job_id, trial_id, token, execution=0)
         recorders = [primary]
-        for execution in range(1, search.executions_per_trial):
+        for execution in range(1, search.executions_per_trial * spec.evaluation.folds):
             extra = TrialRecorder(rt, job_id, trial_id, token, execution=execution)
             extra.share_watch(primary)
             recorders.append(extra)
@@ -192,10 +192,18 @@ def _fail(rt: Runtime, trial_id: str, token: str, message: str, diagnostics: dic
 
 
 def _executions(trial: Claimed) -> list[JobSpec]:
-    # Executions differ only by their seed, as keras-tuner's repeated fits differ by initialization.
-    seed = trial.spec.training.seed
+    """One spec per execution: each fold in turn (fold-major), then another seed for each repeat.
+
+    Repeats differ only by their seed, as keras-tuner's repeated fits differ by initialization.
+    """
+    spec, folds = trial.spec, trial.spec.evaluation.folds
     return [
-        trial.spec.model_copy(update={"training": trial.spec.training.model_copy(update={"seed": seed + e})})
+        spec.model_copy(
+            update={
+                "training": spec.training.model_copy(update={"seed": spec.training.seed + e // folds}),
+                "evaluation": spec.evaluation.model_copy(update={"fold": e % folds}),
+            }
+        )
         for e in range(len(trial.recorders))
     ]
 
@@ -273,7 +281,11 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
             message = f"objective_missing: the run produced no finite {objective}"
             _fail(rt, trial.trial_id, primary.token, message, None)
             continue
-        best = pick(zip(scores, results, strict=True), key=lambda item: item[0])[1]
+        if trial.spec.evaluation.folds > 1:
+            # The kept model is fold 0's, the split the job's closing evaluation scores it on.
+            best = results[0]
+        else:
+            best = pick(zip(scores, results, strict=True), key=lambda item: item[0])[1]
         scored.append((trial, statistics.fmean(scores), best))
     if handed_back:
         hand_back_trials(rt, handed_back, claimed[0].recorders[0].token)
@@ -286,13 +298,22 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
         keep = trial is winner or keep_all
         if keep:
             _save_best(rt, trial.trial_id, best)
+        results = outcomes[claimed.index(trial)]
+        folds = trial.spec.evaluation.folds
         metrics = best.trial_metrics() | {
             "engine": best.engine.engine if best.engine else None,
             "executions": [
-                {"score": score_of(r.metrics, objective), "epochs_run": r.epochs_run}
-                for r in outcomes[claimed.index(trial)]
+                {"score": score_of(r.metrics, objective), "epochs_run": r.epochs_run, "fold": e % folds}
+                for e, r in enumerate(results)
             ],
         }
+        if folds > 1:
+            values = [score_of(r.metrics, objective) or 0.0 for r in results]
+            metrics["cross_validation"] = {
+                "folds": folds,
+                "mean": score,
+                "std": statistics.pstdev(values),
+            }
         with session_scope(rt.sessions) as session:
             TrialStore(session).finish(
                 trial.trial_id,

@@ -240,3 +240,43 @@ def test_a_search_without_a_space_searches_the_default_one(
     table = list(csv.DictReader(io.StringIO(exported.text)))
     assert [int(row["number"]) for row in table] == [t["number"] for t in trials]
     assert {float(row["learning_rate"]) for row in table} == rates
+
+
+def test_a_cross_validated_search_scores_each_trial_by_its_mean_over_folds(
+    client: TestClient, worker: subprocess.Popen[bytes], csvs: dict[str, Path]
+) -> None:
+    """3 folds: each trial trains on each fold, its score is the mean, its spread is reported."""
+    dataset = upload(client, csvs["iris"])
+    spec = {
+        "model": {"layers": [{"units": {"int": [8, 32], "step": 8}}]},
+        "training": {"epochs": 5},
+        "evaluation": {"test_fraction": 0.2, "folds": 3},
+        "search": {"max_trials": 2, "max_concurrent_trials": 1},
+    }
+    job = wait_job(client, _search(client, dataset["id"], spec)["id"])
+    assert job["status"] == "succeeded", job.get("error")
+    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    assert len(trials) == 2
+    for trial in trials:
+        runs = trial["metrics"]["executions"]
+        assert [run["fold"] for run in runs] == [0, 1, 2]
+        scores = [run["score"] for run in runs]
+        assert trial["score"] == pytest.approx(np.mean(scores))
+        assert trial["metrics"]["cross_validation"] == {
+            "folds": 3,
+            "mean": pytest.approx(np.mean(scores)),
+            "std": pytest.approx(np.std(scores)),
+        }
+    best = max(trials, key=lambda t: t["score"])
+    assert job["best"]["cross_validation"]["mean"] == pytest.approx(best["score"])
+    assert job["best"]["test_rows"] == 30
+    train_job = client.post(
+        "/v1/jobs",
+        json={
+            "kind": "train",
+            "dataset_id": dataset["id"],
+            "target": "target",
+            "spec": {"evaluation": {"folds": 3}},
+        },
+    )
+    assert train_job.status_code == 422 and "folds" in train_job.json()["detail"]

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+from pydantic import ValidationError
 from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import train_test_split
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from models.spec import JobSpec
 from models.tabular import parse_csv
@@ -45,6 +50,38 @@ def test_test_rows_never_reach_training_or_validation() -> None:
         np.arange(len(frame)), test_size=0.25, random_state=spec.split.seed, stratify=frame["label"]
     )
     assert held == set(expected)
+
+
+def test_folds_split_as_scikit_learns_cross_val_score_does() -> None:
+    """5 folds of the rows left after the test split: the same rows per fold, so the same scores."""
+    frame, columns = _table(_cancer())
+    raw = {"task": "binary", "evaluation": {"test_fraction": 0.2, "folds": 5}}
+    features = [c for c in frame.columns if c not in ("label", "row_id")]
+    ours, validated = [], []
+    for fold in range(5):
+        raw["evaluation"]["fold"] = fold  # type: ignore[index]
+        data = prepare(frame, columns, target="label", spec=JobSpec.model_validate(raw))
+        assert not set(data.x_val["row_id"]) & set(data.x_test["row_id"])
+        validated.append(set(data.x_val["row_id"]))
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        model.fit(data.x_train[features], data.y_train)
+        ours.append(model.score(data.x_val[features], data.y_val))
+    test_rows = set(data.x_test["row_id"])
+    assert set().union(*validated) == set(range(len(frame))) - test_rows  # every other row validates once
+    assert sum(len(v) for v in validated) == len(frame) - len(test_rows)
+    rest, _ = train_test_split(np.arange(len(frame)), test_size=0.2, random_state=1, stratify=frame["label"])
+    expected = cross_val_score(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+        frame.iloc[rest][features],
+        frame.iloc[rest]["label"],
+        cv=StratifiedKFold(5, shuffle=True, random_state=1),
+    )
+    np.testing.assert_allclose(ours, expected)
+
+
+def test_a_fold_outside_the_folds_is_refused() -> None:
+    with pytest.raises(ValidationError, match="fold 3 is not one of the 3 folds"):
+        JobSpec.model_validate({"evaluation": {"folds": 3, "fold": 3}})
 
 
 def test_no_test_fraction_keeps_every_row_for_training_and_validation() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from models.spec import JobSpec
 from models.tabular import parse_csv
@@ -69,13 +69,17 @@ def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, 
         )
         if len(y_test) < 1:
             raise TrainingFailed("too_few_rows", f"{len(frame)} rows cannot spare a test split")
-    x_train, x_val, y_train, y_val = train_test_split(
-        x,
-        y,
-        test_size=spec.split.validation_fraction,
-        random_state=spec.split.seed,
-        stratify=_stratify(y, spec),
-    )
+    if spec.evaluation.folds > 1:
+        train_rows, val_rows = fold_indices(y, spec)[spec.evaluation.fold]
+        x_train, x_val, y_train, y_val = x.iloc[train_rows], x.iloc[val_rows], y[train_rows], y[val_rows]
+    else:
+        x_train, x_val, y_train, y_val = train_test_split(
+            x,
+            y,
+            test_size=spec.split.validation_fraction,
+            random_state=spec.split.seed,
+            stratify=_stratify(y, spec),
+        )
     if len(x_train) < 2 or len(x_val) < 1:
         raise TrainingFailed("too_few_rows", f"{len(frame)} rows cannot be split for validation")
     return Prepared(
@@ -89,6 +93,20 @@ def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, 
         x_test.reset_index(drop=True),
         y_test,
     )
+
+
+def fold_indices(y: np.ndarray, spec: JobSpec) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(training, validation) row positions of each fold, as scikit-learn's splitters draw them."""
+    k, seed = spec.evaluation.folds, spec.split.seed
+    if len(y) < 2 * k:
+        raise TrainingFailed("too_few_rows", f"{len(y)} rows cannot be cut into {k} folds")
+    stratified = _stratify(y, spec) is not None and np.bincount(y).min() >= k
+    splitter = (
+        StratifiedKFold(k, shuffle=True, random_state=seed)
+        if stratified
+        else KFold(k, shuffle=True, random_state=seed)
+    )
+    return list(splitter.split(np.zeros((len(y), 1)), y))
 
 
 def _stratify(y: np.ndarray, spec: JobSpec) -> np.ndarray | None:

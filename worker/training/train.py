@@ -224,7 +224,14 @@ def _train_reference(
 def _data_key(spec: JobSpec) -> str:
     # Runs with the same task, split and preprocessing train on the very same matrices.
     return json.dumps(
-        [spec.task, spec.split.model_dump(), spec.preprocessing.model_dump(), spec.evaluation.test_fraction],
+        [
+            spec.task,
+            spec.split.model_dump(),
+            spec.preprocessing.model_dump(),
+            spec.evaluation.test_fraction,
+            spec.evaluation.folds,
+            spec.evaluation.fold,
+        ],
         sort_keys=True,
     )
 
