@@ -162,15 +162,16 @@ def extract_space(raw: dict[str, Any]) -> SearchSpace:
     if num_layers is not None:
         if is_distribution(num_layers):
             space.num_layers = parse_distribution("num_layers", ("search", "num_layers"), num_layers)
-            if space.num_layers.kind != "int" or (space.num_layers.low or 0) < 1:
-                raise _bad(("search", "num_layers"), "num_layers must be an int range starting at 1 or more")
+            # 0 hidden layers is a (multinomial) logistic or linear regression inside the same pipeline.
+            if space.num_layers.kind != "int" or (space.num_layers.low or 0) < 0:
+                raise _bad(("search", "num_layers"), "num_layers must be an int range starting at 0 or more")
             if (space.num_layers.high or 0) > MAX_DEPTH:
                 raise _bad(("search", "num_layers"), f"num_layers may reach at most {MAX_DEPTH} layers")
-        elif isinstance(num_layers, int) and 1 <= num_layers <= MAX_DEPTH:
+        elif isinstance(num_layers, int) and 0 <= num_layers <= MAX_DEPTH:
             space.fixed_layers = num_layers
         else:
             raise _bad(
-                ("search", "num_layers"), f'expected an int from 1 to {MAX_DEPTH} or {{"int": [min, max]}}'
+                ("search", "num_layers"), f'expected an int from 0 to {MAX_DEPTH} or {{"int": [min, max]}}'
             )
     if layer is not None:
         if not isinstance(layer, dict) or not layer.keys() <= set(LAYER_FIELDS):

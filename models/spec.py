@@ -123,6 +123,9 @@ class TrainingSpec(_Strict):
     # auto: the compiled JAX loop where it can run the spec, else model.fit; reference: always model.fit.
     engine: Literal["auto", "fast", "reference"] = "auto"
     early_stopping: EarlyStoppingSpec | None = Field(default_factory=EarlyStoppingSpec)
+    # balanced: each class's rows weigh n / (classes x its rows) in the training loss (scikit-learn's
+    # "balanced"), so a rare class counts as much as a common one. Classification only.
+    class_weight: Literal["none", "balanced"] = "none"
 
 
 class SearchSpec(_Strict):
@@ -389,6 +392,12 @@ def resolve_spec(
     problem = _target_errors(task, by_name[target])
     if problem:
         raise problem
+    if task == "regression" and spec.training.class_weight != "none":
+        raise InvalidInput(
+            "invalid_spec",
+            "spec.training.class_weight weighs classes; a regression target has none",
+            [FieldError(("spec", "training", "class_weight"), "only for binary and multiclass tasks")],
+        )
     unknown = sorted(set(spec.preprocessing.missing_values) - set(by_name))
     if unknown:
         raise InvalidInput(

@@ -202,7 +202,7 @@ def test_a_search_without_a_space_searches_the_default_one(
     }
     submitted = _search(client, dataset["id"], spec)
     stored = submitted["spec"]
-    assert stored["search"]["num_layers"] == {"int": [1, 3]}
+    assert stored["search"]["num_layers"] == {"int": [0, 3]}
     assert stored["training"]["learning_rate"] == {"float": [1e-4, 3e-2], "log": True}
     assert stored["training"]["epochs"] == 5  # the user's own values stay
     job = wait_job(client, submitted["id"])

@@ -65,6 +65,7 @@ def test_empty_spec_resolves_to_the_documented_defaults() -> None:
             "min_delta": 0.0,
             "restore_best_weights": True,
         },
+        "class_weight": "none",
     }
     assert spec["preprocessing"] == {
         "normalization": "standard",
@@ -204,6 +205,15 @@ def test_regression_on_categorical_target_is_rejected() -> None:
         resolve({"task": "regression"}, "label", MULTI_LABELS)
     assert caught.value.code == "target_not_numeric"
     assert "regression" in caught.value.detail
+
+
+def test_class_weights_on_a_regression_target_are_rejected() -> None:
+    """Balanced class weights need classes: a 422 naming the field, not a silent no-op."""
+    with pytest.raises(InvalidInput) as caught:
+        resolve({"training": {"class_weight": "balanced"}}, "y", CONTINUOUS)
+    assert caught.value.code == "invalid_spec"
+    assert [e.loc for e in caught.value.errors] == [("spec", "training", "class_weight")]
+    assert resolve({"training": {"class_weight": "balanced"}}, "y", BINARY).training.class_weight == "balanced"
 
 
 def test_binary_task_on_three_classes_is_rejected() -> None:

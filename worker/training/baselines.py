@@ -37,19 +37,22 @@ def _pipeline(numeric: list[str], categorical: list[str], estimator: Any) -> Pip
     return make_pipeline(columns, estimator)
 
 
-def _estimators(task: str, seed: int) -> dict[str, Any]:
+def _estimators(task: str, seed: int, balanced: bool) -> dict[str, Any]:
     if task == "regression":
         return {
             "linear": RidgeCV(alphas=np.logspace(-3, 3, 13)),
             "boosted_trees": HistGradientBoostingRegressor(random_state=seed),
         }
     return {
-        "linear": LogisticRegression(max_iter=2000),
-        "boosted_trees": HistGradientBoostingClassifier(random_state=seed),
+        # Weighted as the network is, so the comparison stays like for like.
+        "linear": LogisticRegression(max_iter=2000, class_weight="balanced" if balanced else None),
+        "boosted_trees": HistGradientBoostingClassifier(
+            random_state=seed, class_weight="balanced" if balanced else None
+        ),
     }
 
 
-def fit_baselines(data: Prepared, seed: int) -> dict[str, dict[str, float]]:
+def fit_baselines(data: Prepared, seed: int, *, balanced: bool = False) -> dict[str, dict[str, float]]:
     """Each baseline's validation (and test, when held out) scores, named as the network's are."""
     numeric = [c["name"] for c in data.features if c["dtype"] == "numeric"]
     categorical = [c["name"] for c in data.features if c["dtype"] != "numeric"]
@@ -61,7 +64,7 @@ def fit_baselines(data: Prepared, seed: int) -> dict[str, dict[str, float]]:
         if len(y)
     }
     found: dict[str, dict[str, float]] = {}
-    for name, estimator in _estimators(data.task, seed).items():
+    for name, estimator in _estimators(data.task, seed, balanced).items():
         model = _pipeline(numeric, categorical, estimator).fit(x_train, data.y_train)
         scores: dict[str, float] = {}
         for prefix, (x, y) in splits.items():

@@ -95,6 +95,15 @@ def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, 
     )
 
 
+def class_weights(data: Prepared, spec: JobSpec) -> np.ndarray | None:
+    """Per-class loss weights for ``training.class_weight`` (None: every row weighs 1)."""
+    if spec.training.class_weight == "none" or spec.task == "regression":
+        return None
+    counts = np.bincount(data.y_train, minlength=len(data.classes)).astype("float64")
+    # A class absent from the training rows has no row to weigh.
+    return np.where(counts > 0, len(data.y_train) / (len(data.classes) * np.maximum(counts, 1)), 0.0)
+
+
 def fold_indices(y: np.ndarray, spec: JobSpec) -> list[tuple[np.ndarray, np.ndarray]]:
     """(training, validation) row positions of each fold, as scikit-learn's splitters draw them."""
     k, seed = spec.evaluation.folds, spec.split.seed

@@ -52,7 +52,7 @@ def evaluate_job(
     if len(data.y_test):
         found["test"] = {k: v for k, v in network.items() if k.startswith("test_")}
     if spec.evaluation.baselines:
-        baselines = fit_baselines(data, spec.split.seed)
+        baselines = fit_baselines(data, spec.split.seed, balanced=spec.training.class_weight == "balanced")
         found["baselines"] = baselines
         found["flags"] = _flags(spec.task, network, baselines, on="test_" if len(data.y_test) else "val_")
     return found

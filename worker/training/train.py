@@ -20,7 +20,7 @@ from worker.training.artifacts import save_model
 from worker.training.builder import build_model, build_preprocessor, compile_model, fit_preprocessing
 from worker.training.callbacks import EpochReporter
 from worker.training.checkpoints import Checkpoint
-from worker.training.data import Prepared, load_frame, prepare
+from worker.training.data import Prepared, class_weights, load_frame, prepare
 from worker.training.diagnostics import PROBE_ROWS, analyze, make_probe
 from worker.training.engines import EngineChoice, Run, choose_engine, features_matrix
 from worker.training.inputs import frame_to_inputs, to_tensors
@@ -173,6 +173,7 @@ def _train_reference(
             mode="max" if rules.maximize else "min",
         )
         callbacks.append(stopping)
+    weights = class_weights(data, spec)
     initial_epoch = 0
     if checkpoint is not None:
         initial_epoch = restore(model, checkpoint, watcher, stopping)
@@ -187,6 +188,7 @@ def _train_reference(
         callbacks=callbacks,
         verbose=0,
         shuffle=True,
+        class_weight=None if weights is None else dict(enumerate(weights.tolist())),
     )
     diagnostics = analyze(
         history=watcher.history, measurements=watcher.measurements, schema=run.schema, spec=spec
@@ -231,6 +233,7 @@ def _data_key(spec: JobSpec) -> str:
             spec.evaluation.test_fraction,
             spec.evaluation.folds,
             spec.evaluation.fold,
+            spec.training.class_weight,
         ],
         sort_keys=True,
     )
@@ -296,6 +299,7 @@ def _train_group(
         y_val=run.data.y_val,
         n_classes=len(run.data.classes),
         target_scale=run.target_scale,
+        class_weights=class_weights(run.data, base),
     )
     members = [Member(r.spec, r.reporter, checkpoint=r.checkpoint) for r in runs]
     model = None

@@ -47,6 +47,8 @@ class Plan:
     # Any member drops units. Without dropout the minibatch step draws no random numbers: XLA:CPU
     # runs each draw as a loop of threefry rounds, a large part of a small network's step.
     dropout: bool = True
+    # Rows carry class weights (training.class_weight): the loss and the training metrics weigh them.
+    weighted: bool = False
 
 
 def _optimizers(plan: Plan, cfg: dict[str, Any]) -> list[optax.GradientTransformation]:
@@ -142,23 +144,32 @@ def _epoch(plan: Plan, member, cfg, data):
         params, stats, opt_state, totals = carry
         index, w, key = batch
         x, y = data["x_train"][index], data["y_train"][index]
+        # As Keras applies class_weight: a weighted sum over the batch, divided by its row count.
+        rw = w * data["w_train"][index] if plan.weighted else w
 
         def loss_fn(p):
             raw, new_stats, _ = forward(
                 shape, p, stats, cfg, x, training=True, key=key if plan.dropout else None, weights=w
             )
             predicted = predictions(shape, raw, cfg)
-            loss = jnp.sum(w * row_losses(shape, raw, predicted, y)) / jnp.sum(w) + penalty(shape, p, cfg)
+            loss = jnp.sum(rw * row_losses(shape, raw, predicted, y)) / jnp.sum(w) + penalty(shape, p, cfg)
             return loss, (predicted, new_stats)
 
         (loss, (predicted, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = _update(plan, cfg, grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        totals = add_totals(shape, totals, loss, lax.stop_gradient(predicted), y, w)
+        totals = add_totals(
+            shape, totals, loss, lax.stop_gradient(predicted), y, w, rw if plan.weighted else None
+        )
         return (params, new_stats, opt_state, totals), None
 
     batches = (order.reshape(steps, size), weights.reshape(steps, size), jax.random.split(drop_key, steps))
-    carry = (member["params"], member["stats"], member["opt_state"], empty_totals(shape))
+    carry = (
+        member["params"],
+        member["stats"],
+        member["opt_state"],
+        empty_totals(shape, weighted=plan.weighted),
+    )
     (params, stats, opt_state, totals), _ = lax.scan(step, carry, batches)
     metrics = jnp.concatenate(
         [read_totals(shape, totals), evaluate(shape, params, stats, cfg, data["x_val"], data["y_val"])]

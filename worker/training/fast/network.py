@@ -138,9 +138,11 @@ def _thresholds() -> jax.Array:
     return jnp.array([-EPSILON, *inner, 1.0 + EPSILON], dtype=jnp.float32)
 
 
-def empty_totals(shape: Shape) -> dict[str, jax.Array]:
+def empty_totals(shape: Shape, *, weighted: bool = False) -> dict[str, jax.Array]:
     """Running sums from which a pass's metrics are read (Keras' stateful metrics)."""
     totals = {"loss": jnp.zeros(()), "rows": jnp.zeros(()), "a": jnp.zeros(()), "b": jnp.zeros(())}
+    if weighted:
+        totals["metric_rows"] = jnp.zeros(())
     if shape.task == "binary":
         totals |= {name: jnp.zeros(AUC_THRESHOLDS) for name in ("tp", "fp", "tn", "fn")}
     return totals
@@ -153,12 +155,20 @@ def add_totals(
     predicted: jax.Array,
     y: jax.Array,
     w: jax.Array,
+    metric_w: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
-    """Fold one batch (its mean loss, outputs, targets, row weights) into the running sums."""
+    """Fold one batch (its mean loss, outputs, targets, row weights) into the running sums.
+
+    ``metric_w``: the rows' sample weights where they differ from ``w`` (class weights): Keras weighs
+    the metrics by them, the loss by the batch's row count.
+    """
     rows = jnp.sum(w)
     out = dict(totals)
     out["loss"] = totals["loss"] + loss * rows
     out["rows"] = totals["rows"] + rows
+    if metric_w is not None:
+        out["metric_rows"] = totals["metric_rows"] + jnp.sum(metric_w)
+        w = metric_w
     if shape.task == "binary":
         out["a"] = totals["a"] + jnp.sum(w * ((predicted > 0.5) == (y > 0.5)))
         above = (predicted[:, None] > _thresholds()[None, :]).astype(jnp.float32)
@@ -184,8 +194,8 @@ def _auc(t: dict[str, jax.Array]) -> jax.Array:
 
 def read_totals(shape: Shape, t: dict[str, jax.Array]) -> jax.Array:
     """The pass's metrics in ``METRICS[task]`` order."""
-    rows = jnp.maximum(t["rows"], 1e-30)
-    loss = t["loss"] / rows
+    loss = t["loss"] / jnp.maximum(t["rows"], 1e-30)
+    rows = jnp.maximum(t.get("metric_rows", t["rows"]), 1e-30)
     if shape.task == "binary":
         return jnp.stack([loss, t["a"] / rows, _auc(t)])
     if shape.task == "multiclass":

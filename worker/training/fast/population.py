@@ -38,6 +38,7 @@ class Matrices:
     y_val: np.ndarray
     n_classes: int
     target_scale: tuple[float, float]
+    class_weights: np.ndarray | None = None  # per class, for training.class_weight; None: unweighted
 
 
 @dataclass
@@ -103,6 +104,7 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
         maximize=bool(stopping and stopping.maximize),
         restore_best=bool(stopping and stopping.restore_best_weights and monitor is not None),
         dropout=any(layer.dropout > 0 for m in members for layer in m.spec.model.layers),
+        weighted=data.class_weights is not None,
     )
 
 
@@ -347,7 +349,10 @@ def device_arrays(data: Matrices, probe_rows: int) -> dict[str, Any]:
     """The splits on the accelerator once, shared by every bucket and member."""
     y_dtype = np.int32 if data.task == "multiclass" else np.float32
     rows = min(probe_rows, len(data.y_train))
-    return {
+    weighted = {}
+    if data.class_weights is not None:
+        weighted["w_train"] = jnp.asarray(data.class_weights[data.y_train.astype(np.int64)], jnp.float32)
+    return weighted | {
         "x_train": jnp.asarray(data.x_train, jnp.float32),
         "y_train": jnp.asarray(data.y_train.astype(y_dtype)),
         "x_val": jnp.asarray(data.x_val, jnp.float32),
