@@ -213,7 +213,9 @@ def test_class_weights_on_a_regression_target_are_rejected() -> None:
         resolve({"training": {"class_weight": "balanced"}}, "y", CONTINUOUS)
     assert caught.value.code == "invalid_spec"
     assert [e.loc for e in caught.value.errors] == [("spec", "training", "class_weight")]
-    assert resolve({"training": {"class_weight": "balanced"}}, "y", BINARY).training.class_weight == "balanced"
+    assert (
+        resolve({"training": {"class_weight": "balanced"}}, "y", BINARY).training.class_weight == "balanced"
+    )
 
 
 def test_binary_task_on_three_classes_is_rejected() -> None:
