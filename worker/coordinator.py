@@ -100,22 +100,44 @@ def _ensemble_path(rt: Runtime, best: Trial) -> Path:
     return trial_files(rt, best.id)[0].with_name(f"{best.id}.ensemble.keras")
 
 
-def _final_model(rt: Runtime, rows: list[Trial], best: Trial, spec: JobSpec) -> tuple[ModelFile, list[int]]:
-    """The best trial's model, or the mean of the k best trials' (spec.evaluation.ensemble)."""
+def _final_model(
+    rt: Runtime, rows: list[Trial], best: Trial, spec: JobSpec, data: dict[str, Any]
+) -> tuple[ModelFile, list[int]]:
+    """The best trial's model, or the mean of up to k trials' chosen on validation (evaluation.ensemble)."""
     model = _model_file(rt, best)
+    most = spec.evaluation.ensemble
+    if most < 2:
+        return model, [best.number]
     direction = spec.search.direction if spec.search else "max"
     scored = [(t.score, t) for t in rows if t.status == TrialStatus.COMPLETED and t.score is not None]
     ranked = [
         t for _, t in sorted(scored, key=lambda item: item[0], reverse=direction != "min") if t.model_key
     ]
-    members = [t for t in ranked if trial_files(rt, t.id)[0].is_file()][: spec.evaluation.ensemble]
-    if len(members) < 2:
+    # The best trial first, then the next best as candidates (each one loaded and run on validation).
+    candidates = [best] + [t for t in ranked if t.id != best.id and trial_files(rt, t.id)[0].is_file()]
+    candidates = candidates[: 2 * most]
+    if len(candidates) < 2:
         return model, [best.number]
     from worker.training.ensemble import build_ensemble
+    from worker.training.evaluation import choose_members
 
-    path = _ensemble_path(rt, best)
-    model.sha256 = build_ensemble([trial_files(rt, t.id)[0] for t in members], path)
-    model.path = path
+    try:
+        chosen = choose_members(
+            **data,
+            spec=spec,
+            candidates=[trial_files(rt, t.id)[0] for t in candidates],
+            input_schema=model.input_schema,
+            most=most,
+        )
+        members = [candidates[i] for i in chosen]
+        if len(members) < 2:
+            return model, [best.number]
+        path = _ensemble_path(rt, best)
+        sha = build_ensemble([trial_files(rt, t.id)[0] for t in members], path)
+    except Exception as exc:  # the search still has its best trial's model: never lose it to this step
+        log.warning("ensemble_failed", job_id=best.job_id, error=f"{type(exc).__name__}: {exc}")
+        return model, [best.number]
+    model.sha256, model.path = sha, path
     return model, [t.number for t in members]
 
 
@@ -254,16 +276,16 @@ def _finish_search(
     else:
         from worker.training.evaluation import closing_evaluation
 
-        model, members = _final_model(rt, rows, best, spec)
         dataset = DatasetStore(session).get_any(job.dataset_id)
-        # Selection is over: the chosen trial's model meets the test rows once, beside the baselines.
+        data = {
+            "csv_path": rt.settings.data_dir / dataset.storage_key,
+            "has_header": dataset.has_header,
+            "target": job.target,
+        }
+        model, members = _final_model(rt, rows, best, spec, data)
+        # Selection is over: the chosen model meets the test rows once, beside the baselines.
         evaluation = closing_evaluation(
-            csv_path=rt.settings.data_dir / dataset.storage_key,
-            has_header=dataset.has_header,
-            target=job.target,
-            spec=spec,
-            model_path=model.path,
-            input_schema=model.input_schema,
+            **data, spec=spec, model_path=model.path, input_schema=model.input_schema
         )
         metrics = model.metrics
         if len(members) > 1:

@@ -1,12 +1,14 @@
-"""The top-k trials of a search as one saved model that averages their outputs."""
+"""A search's best trials as one saved model that averages their outputs, chosen greedily on validation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from worker.training.artifacts import save_model
+from worker.training.scores import score
 
 
 def build_ensemble(member_paths: list[Path], path: Path) -> str:
@@ -29,3 +31,28 @@ def build_ensemble(member_paths: list[Path], path: Path) -> str:
         outputs.append(member(inputs))
     mean = keras.layers.Average(name="ensemble_mean")(outputs) if len(outputs) > 1 else outputs[0]
     return save_model(keras.Model(inputs, mean, name="ensemble"), path)
+
+
+def select_members(
+    outputs: list[np.ndarray], y: np.ndarray, *, task: str, n_classes: int, most: int
+) -> list[int]:
+    """Greedy ensemble selection (Caruana et al., 2004): indices into ``outputs`` whose mean does best.
+
+    ``outputs`` are the candidates' validation outputs, best trial first. Starting from that trial, add
+    the candidate that lowers the mean's validation loss (RMSE for regression) the most; stop when none
+    does or ``most`` are in. A weak trial is left out instead of diluting the average.
+    """
+    key = "val_rmse" if task == "regression" else "val_loss"
+
+    def loss(indices: list[int]) -> float:
+        mean = np.mean([outputs[i] for i in indices], axis=0)
+        return score(task, y, mean, n_classes=n_classes, prefix="val_")[key]
+
+    chosen, current = [0], loss([0])
+    while len(chosen) < most:
+        tried = [(loss([*chosen, i]), i) for i in range(len(outputs)) if i not in chosen]
+        if not tried or min(tried)[0] >= current:
+            break
+        current, best = min(tried)
+        chosen.append(best)
+    return chosen

@@ -12,6 +12,7 @@ import structlog
 from models.spec import JobSpec
 from worker.training.baselines import fit_baselines
 from worker.training.data import load_frame, prepare
+from worker.training.ensemble import select_members
 from worker.training.inputs import frame_to_inputs, to_tensors
 from worker.training.scores import PRIMARY, score
 
@@ -25,6 +26,32 @@ def closing_evaluation(**kwargs: Any) -> dict[str, Any]:
     except Exception as exc:
         log.warning("evaluation_failed", error=f"{type(exc).__name__}: {exc}")
         return {"evaluation_error": f"{type(exc).__name__}: {exc}"}
+
+
+def choose_members(
+    *,
+    csv_path: Path,
+    has_header: bool,
+    target: str,
+    spec: JobSpec,
+    candidates: list[Path],
+    input_schema: dict[str, Any],
+    most: int,
+) -> list[int]:
+    """Which of ``candidates`` (model files, best first) to average, judged on the validation rows."""
+    frame, columns = load_frame(csv_path, has_header=has_header)
+    data = prepare(frame, columns, target=target, spec=spec)
+    inputs = to_tensors(frame_to_inputs(data.x_val, input_schema["inputs"]))
+    outputs = [
+        np.asarray(
+            keras.saving.load_model(path, safe_mode=True, compile=False).predict(
+                inputs, verbose=0, batch_size=1024
+            ),
+            dtype="float64",
+        )
+        for path in candidates
+    ]
+    return select_members(outputs, data.y_val, task=spec.task, n_classes=len(data.classes), most=most)
 
 
 def evaluate_job(
