@@ -1,13 +1,14 @@
 """Model quality, judged as a data scientist would: 25% of each dataset held out from the service.
 
-For each dataset (scikit-learn's breast cancer, iris, wine, digits, diabetes; generated data with
-categorical columns and string labels) the rest is uploaded; the default train job (``{}``) and the
+For each dataset (scikit-learn's breast cancer, iris, wine, digits, diabetes; generated data: categorical
+columns and string labels, a non-linear regression, 60 columns with three imbalanced 1-based classes,
+a small headerless file) the rest is uploaded; the default train job (``{}``) and the
 default search (``{"search": {"max_trials": N}}``) run through a real cluster; the chosen models are
 downloaded and score the held-out rows; a logistic/ridge regression and gradient-boosted trees are
 trained on the same uploaded rows beside them. Prints dataset -> baselines -> default train -> default
 search (validation and test) -> time. Accuracy for classification, R^2 for regression.
 
-    .venv/bin/python bench/quality.py [--trials 10] [--only NAME ...] [--ensemble K]
+    .venv/bin/python bench/quality.py [--trials 10] [--only NAME ...] [--ensemble K | --refit]
 """
 
 from __future__ import annotations
@@ -65,6 +66,27 @@ def _generated_regression(seed: int = 1, rows: int = 1500) -> pd.DataFrame:
     return frame.assign(label=y)
 
 
+def _generated_wide_multiclass(seed: int = 2, rows: int = 900) -> pd.DataFrame:
+    """Three imbalanced classes labelled 1, 2, 3 (1-based), 60 columns of which 8 carry signal."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 60))
+    scores = np.stack([x[:, :4].sum(1), x[:, 2:6] @ [1, -1, 1, 0.5], np.tanh(x[:, 6]) * 2 + x[:, 7]], axis=1)
+    scores += np.log([0.6, 0.25, 0.15]) + rng.gumbel(size=(rows, 3))
+    return pd.DataFrame(x, columns=[f"f{i}" for i in range(60)]).assign(label=scores.argmax(1) + 1)
+
+
+def _generated_headerless(seed: int = 3, rows: int = 220) -> pd.DataFrame:
+    """A small headerless binary file (uploaded without a header row): 4 columns, an interaction."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 4))
+    logit = 1.5 * x[:, 0] - x[:, 1] + 1.2 * x[:, 2] * x[:, 3]
+    return pd.DataFrame(x, columns=[f"v{i}" for i in range(4)]).assign(
+        label=(rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    )
+
+
+HEADERLESS = {"headerless_binary"}
+
 DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
     "breast_cancer": lambda: _sklearn(datasets.load_breast_cancer, ["malignant", "benign"]),
     "iris": lambda: _sklearn(datasets.load_iris, ["setosa", "versicolor", "virginica"]),
@@ -73,7 +95,18 @@ DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
     "diabetes": lambda: _sklearn(datasets.load_diabetes),
     "churn_categorical": _generated_categorical,
     "nonlinear_regression": _generated_regression,
+    "wide_multiclass_1based": _generated_wide_multiclass,
+    "headerless_binary": _generated_headerless,
 }
+
+
+def _as_uploaded(frame: pd.DataFrame, headerless: bool) -> tuple[pd.DataFrame, str]:
+    """The frame with the names the service will give its columns, and the target's name."""
+    if not headerless:
+        return frame, "label"
+    # Without a header row the service names columns col_0, col_1, ... (label last here).
+    renamed = frame.set_axis([f"col_{i}" for i in range(frame.shape[1])], axis=1)
+    return renamed, renamed.columns[-1]
 
 
 def _baselines(train: pd.DataFrame, test: pd.DataFrame, regression: bool) -> dict[str, float]:
@@ -101,7 +134,7 @@ def _baselines(train: pd.DataFrame, test: pd.DataFrame, regression: bool) -> dic
     return {name: scores[metric] for name, scores in fit_baselines(data, seed=1).items()}
 
 
-def _test_score(client: Any, model_id: str, test: pd.DataFrame, regression: bool) -> float:
+def _test_score(client: Any, model_id: str, test: pd.DataFrame, regression: bool, headerless: bool) -> float:
     """The downloaded model on the held-out rows (raw rows in, as a user predicts)."""
     import keras
     from sklearn.metrics import accuracy_score, r2_score
@@ -113,17 +146,20 @@ def _test_score(client: Any, model_id: str, test: pd.DataFrame, regression: bool
         handle.write(client.get(f"/v1/models/{model_id}/download").content)
         handle.flush()
         model = keras.saving.load_model(handle.name, safe_mode=True)
-    rows = test.drop(columns="label").astype(object).where(test.drop(columns="label").notna(), None)
+    features = _as_uploaded(test, headerless)[0].iloc[:, :-1] if headerless else test.drop(columns="label")
+    rows = features.astype(object).where(features.notna(), None)
     found = predict_rows(model, card["input_schema"], rows.to_dict("records"))
     if regression:
         return float(r2_score(test["label"], [p["value"] for p in found]))
     return float(accuracy_score(test["label"].astype(str), [str(p["label"]) for p in found]))
 
 
-def _run(client: Any, dataset_id: str, kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], float]:
+def _run(
+    client: Any, dataset_id: str, target: str, kind: str, spec: dict[str, Any]
+) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     job = client.post(
-        "/v1/jobs", json={"kind": kind, "dataset_id": dataset_id, "target": "label", "spec": spec}
+        "/v1/jobs", json={"kind": kind, "dataset_id": dataset_id, "target": target, "spec": spec}
     ).json()
     assert "id" in job, job
     while (job := client.get(f"/v1/jobs/{job['id']}").json())["status"] not in {"succeeded", "failed"}:
@@ -139,6 +175,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(DATASETS))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ensemble", type=int, default=None, help="spec.evaluation.ensemble of the search")
+    parser.add_argument("--refit", action="store_true", help="spec.evaluation.refit of the search")
     args = parser.parse_args()
     rows = []
     with cluster(workers=args.workers) as client:
@@ -151,19 +188,22 @@ def main() -> None:
                 random_state=0,
                 stratify=None if regression else frame["label"],
             )
+            headerless = name in HEADERLESS
+            uploaded, target = _as_uploaded(train, headerless)
             buffer = io.BytesIO()
-            train.to_csv(buffer, index=False)
+            uploaded.to_csv(buffer, index=False, header=not headerless)
             dataset = client.post(
                 "/v1/datasets", files={"file": (f"{name}.csv", buffer.getvalue(), "text/csv")}
             ).json()
             baselines = _baselines(train, test, regression)
-            trained, train_s = _run(client, dataset["id"], "train", {})
+            trained, train_s = _run(client, dataset["id"], target, "train", {})
             searched, search_s = _run(
                 client,
                 dataset["id"],
+                target,
                 "search",
                 {"search": {"max_trials": args.trials, "max_concurrent_trials": args.workers}}
-                | ({"evaluation": {"ensemble": args.ensemble}} if args.ensemble else {}),
+                | {"evaluation": {"ensemble": args.ensemble or 1, "refit": args.refit}},
             )
             metric = "val_r2" if regression else "val_accuracy"
             rows.append(
@@ -173,9 +213,13 @@ def main() -> None:
                     "linear": baselines["linear"],
                     "trees": baselines["boosted_trees"],
                     "train val": trained["best"]["metrics"].get(metric, float("nan")),
-                    "train test": _test_score(client, trained["best"]["model_id"], test, regression),
+                    "train test": _test_score(
+                        client, trained["best"]["model_id"], test, regression, headerless
+                    ),
                     "search val": searched["best"]["metrics"].get(metric, float("nan")),
-                    "search test": _test_score(client, searched["best"]["model_id"], test, regression),
+                    "search test": _test_score(
+                        client, searched["best"]["model_id"], test, regression, headerless
+                    ),
                     "train s": train_s,
                     "search s": search_s,
                 }

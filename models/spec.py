@@ -163,11 +163,17 @@ class EvaluationSpec(_Strict):
     # the mean over folds. ``fold`` picks the fold that validates (a search sets it per execution).
     folds: int = Field(1, ge=1, le=10)
     fold: int = Field(0, ge=0, le=9)
+    # After a search: the best trial's configuration retrained on training + validation rows for the
+    # epoch count early stopping chose, and saved instead of the trial's own model. Only test rows
+    # judge it (without them it is not compared with the baselines).
+    refit: bool = False
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> EvaluationSpec:
         if self.fold >= self.folds:
             raise ValueError(f"fold {self.fold} is not one of the {self.folds} folds (0 to {self.folds - 1})")
+        if self.refit and self.ensemble > 1:
+            raise ValueError("refit retrains the best trial alone; it cannot be combined with an ensemble")
         return self
 
 
@@ -372,6 +378,7 @@ def resolve_spec(
         for name, why in (
             ("ensemble", "averages a search's best trials; a train job has one model"),
             ("folds", "cross-validates a search's trials; a train job has one split"),
+            ("refit", "retrains a search's best trial; a train job trains once"),
         ):
             if getattr(spec.evaluation, name) > 1:
                 raise InvalidInput(

@@ -18,13 +18,13 @@ from sqlalchemy.exc import IntegrityError
 
 from models.base import utcnow
 from models.db import session_scope
-from models.search_space import SearchSpace, extract_space
+from models.search_space import SearchSpace, extract_space, materialize
 from models.spec import JobSpec, SearchSpec
 from models.status import TERMINAL, JobStatus, TrialStatus
 from models.store import DatasetStore, JobStore, TrialStore
 from models.tables import Job, Trial
 from worker.db_retry import retry_transient
-from worker.files import checkpoint_file, trial_files
+from worker.files import checkpoint_file, refit_files, trial_files
 from worker.finish import ModelFile, end_job
 from worker.runtime import Runtime
 
@@ -42,6 +42,8 @@ class StepOutcome:
     dispatch: list[list[str]] = field(default_factory=list)
     # Trials whose files (model, card) go once the step's transaction has committed.
     discard: list[str] = field(default_factory=list)
+    # The search is over and wants its best trial (this id) refitted before it finishes (after commit).
+    refit: str | None = None
 
 
 def population_size(search: SearchSpec) -> int:
@@ -60,6 +62,15 @@ def search_parts(document: dict[str, Any]) -> tuple[JobSpec, SearchSpace, Search
     spec = JobSpec.model_validate(space.base)
     assert spec.search is not None
     return spec, space, spec.search
+
+
+def trial_spec(document: dict[str, Any], values: dict[str, Any]) -> tuple[JobSpec, SearchSpec]:
+    """The concrete spec of one trial, and the search options it is scored by."""
+    _, space, search = search_parts(document)
+    concrete = materialize(space, values)
+    if "tuner/epochs" in values:  # Hyperband decides each trial's budget
+        concrete.setdefault("training", {})["epochs"] = int(values["tuner/epochs"])
+    return JobSpec.model_validate(concrete), search
 
 
 def _better(a: float, b: float, direction: str) -> bool:
@@ -105,6 +116,8 @@ def _final_model(
 ) -> tuple[ModelFile, list[int]]:
     """The best trial's model, or the mean of up to k trials' chosen on validation (evaluation.ensemble)."""
     model = _model_file(rt, best)
+    if spec.evaluation.refit:
+        return _refitted(rt, best, model), [best.number]
     most = spec.evaluation.ensemble
     if most < 2:
         return model, [best.number]
@@ -141,11 +154,27 @@ def _final_model(
     return model, [t.number for t in members]
 
 
+def _refitted(rt: Runtime, best: Trial, model: ModelFile) -> ModelFile:
+    """The refit model in place of the best trial's (its card says how it was trained), if it was made."""
+    path, card_file = refit_files(rt, best.id)
+    card: dict[str, Any] = (
+        json.loads(card_file.read_text()) if card_file.is_file() else {"failed": "no refit was made"}
+    )
+    if "failed" in card:
+        model.metrics = model.metrics | {"refit_error": card["failed"]}
+        return model
+    # Its validation rows were trained on: only the test rows (scored next) judge it.
+    metrics = {"refit_epochs": card["refit"]["epochs"], "train_rows": card["refit"]["train_rows"]}
+    return ModelFile(path, best.id, card["task"], card["input_schema"], metrics, card["sha256"])
+
+
 def discard_files(rt: Runtime, trial_ids: list[str]) -> None:
     """Delete trials' model files, cards and checkpoints (the job registered what it keeps as a hard link)."""
     for trial_id in trial_ids:
         model_file, card_file = trial_files(rt, trial_id)
-        for path in (model_file, card_file, model_file.with_name(f"{trial_id}.ensemble.keras")):
+        refit_model, refit_card = refit_files(rt, trial_id)
+        ensemble = model_file.with_name(f"{trial_id}.ensemble.keras")
+        for path in (model_file, card_file, ensemble, refit_model, refit_card):
             path.unlink(missing_ok=True)
         for leftover in checkpoint_file(rt, trial_id).parent.glob(f"{trial_id}*.ckpt*"):
             leftover.unlink(missing_ok=True)
@@ -239,6 +268,10 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
             session.rollback()
             return None
         if not active and not outcome.dispatch and (reason is not None or exhausted):
+            wants_refit = failure is None and best is not None and spec.evaluation.refit
+            if wants_refit and best is not None and not refit_files(rt, best.id)[1].is_file():
+                outcome.refit = best.id  # trained outside this transaction; the next step finishes
+                return outcome
             _finish_search(rt, session, job, rows, spec, failure, reason)
             outcome.discard = [t.id for t in rows]
         return outcome
@@ -284,10 +317,22 @@ def _finish_search(
         }
         model, members = _final_model(rt, rows, best, spec, data)
         # Selection is over: the chosen model meets the test rows once, beside the baselines.
+        refitted = model.path.name.endswith(".refit.keras")
         evaluation = closing_evaluation(
-            **data, spec=spec, model_path=model.path, input_schema=model.input_schema
+            **data,
+            spec=spec,
+            model_path=model.path,
+            input_schema=model.input_schema,
+            trained_on_validation=refitted,
         )
-        metrics = model.metrics
+        metrics = _model_file(rt, best).metrics  # the chosen trial's, as selection saw them
+        if refitted:
+            evaluation["refit"] = {
+                "epochs": model.metrics["refit_epochs"],
+                "train_rows": model.metrics["train_rows"],
+            }
+        elif "refit_error" in model.metrics:
+            evaluation["refit_error"] = model.metrics["refit_error"]
         if len(members) > 1:
             # The card describes the saved model: the ensemble's own validation scores.
             model.metrics = evaluation.get("val", {})

@@ -1,4 +1,4 @@
-"""Where a trial's files live under the data directory: its model and card, and its checkpoint."""
+"""Where a trial's files live under the data directory: its model and card, its refit, its checkpoint."""
 
 from __future__ import annotations
 
@@ -19,3 +19,8 @@ def checkpoint_file(rt: Runtime, trial_id: str) -> Path:
     folder = rt.settings.data_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{trial_id}.ckpt"
+
+
+def refit_files(rt: Runtime, trial_id: str) -> tuple[Path, Path]:
+    """A search's refit of its best trial: the model, and its card (alone, it says why the refit failed)."""
+    return trial_files(rt, f"{trial_id}.refit")

@@ -14,13 +14,12 @@ from typing import Any
 import structlog
 
 from models.db import is_transient, session_scope
-from models.search_space import materialize
 from models.spec import JobSpec, SearchSpec
 from models.status import JobStatus, TrialStatus
 from models.store import ClaimOutcome, DatasetStore, JobStore, TrialStore
 from worker.app import app
 from worker.checkpointing import open_checkpoint
-from worker.coordinator import discard_files, score_of, search_parts, step_once
+from worker.coordinator import discard_files, score_of, step_once, trial_spec
 from worker.db_retry import retry_transient
 from worker.files import trial_files
 from worker.handback import hand_back_trials
@@ -37,6 +36,11 @@ def advance(rt: Runtime, job_id: str) -> None:
     """Run a coordinator step (retrying lost races), then dispatch the trials it created."""
     for _ in range(MAX_STEP_RETRIES):
         outcome = step_once(rt, job_id)
+        if outcome is not None and outcome.refit is not None:
+            from worker.refit import refit_best
+
+            refit_best(rt, job_id, outcome.refit)
+            continue  # the next step finds the refit and finishes the search
         if outcome is not None:
             discard_files(rt, outcome.discard)
             for population in outcome.dispatch:
@@ -54,15 +58,6 @@ def nudge(rt: Runtime, job_id: str) -> None:
 def search_step(job_id: str) -> None:
     """Tell the oracle what finished, start what it proposes, or finish the search."""
     advance(runtime(), job_id)
-
-
-def _trial_spec(document: dict[str, Any], values: dict[str, Any]) -> tuple[JobSpec, SearchSpec]:
-    """The concrete spec of one trial, and the search options it is scored by."""
-    _, space, search = search_parts(document)
-    concrete = materialize(space, values)
-    if "tuner/epochs" in values:  # Hyperband decides each trial's budget
-        concrete.setdefault("training", {})["epochs"] = int(values["tuner/epochs"])
-    return JobSpec.model_validate(concrete), search
 
 
 @app.task(name=RUN_TRIAL, acks_late=True)
@@ -163,7 +158,7 @@ def _prepare(
         values = {t.id: dict(t.hyperparameters) for t in TrialStore(session).for_job(job_id)}
     claimed, search = [], None
     for trial_id, number in claimed_ids:
-        spec, search = _trial_spec(document, values[trial_id])
+        spec, search = trial_spec(document, values[trial_id])
         primary = TrialRecorder(rt, job_id, trial_id, token, execution=0)
         recorders = [primary]
         for execution in range(1, search.executions_per_trial * spec.evaluation.folds):

@@ -280,3 +280,46 @@ def test_a_cross_validated_search_scores_each_trial_by_its_mean_over_folds(
         },
     )
     assert train_job.status_code == 422 and "folds" in train_job.json()["detail"]
+
+
+def test_a_refit_search_saves_its_best_configuration_retrained_on_train_and_validation_rows(
+    client: TestClient,
+    worker: subprocess.Popen[bytes],
+    predictor: subprocess.Popen[bytes],
+    csvs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """evaluation.refit: the saved model is the best trial retrained for its best epoch count on more rows."""
+    dataset = upload(client, csvs["breast_cancer"])
+    spec = {
+        "model": {"layers": [{"units": {"int": [8, 16], "step": 8}}]},
+        "training": {"epochs": 15},
+        "evaluation": {"test_fraction": 0.2, "refit": True},
+        "search": {"max_trials": 2, "max_concurrent_trials": 1},
+    }
+    job = wait_job(client, _search(client, dataset["id"], spec)["id"])
+    assert job["status"] == "succeeded", job.get("error")
+    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    best = job["best"]
+    chosen = next(t for t in trials if t["number"] == best["number"])
+    assert best["refit"] == {"epochs": chosen["metrics"]["best_epoch"]["epoch"], "train_rows": 455}
+    assert chosen["metrics"]["final"]["train_rows"] == 364  # the trial trained on 80% of those 455
+    assert "val" not in best and "test_accuracy" in best["test"]  # judged on unseen rows only
+    card = client.get(f"/v1/models/{best['model_id']}").json()
+    assert card["metrics"]["train_rows"] == 455 and "val_accuracy" not in card["metrics"]
+    path = tmp_path / "refit.keras"
+    path.write_bytes(client.get(f"/v1/models/{card['id']}/download").content)
+    keras.saving.load_model(path, safe_mode=True)
+    rows = [dict.fromkeys((f["column"] for f in card["input_schema"]["inputs"]), 1.0)]
+    predicted = client.post(f"/v1/models/{card['id']}/predict", json={"rows": rows})
+    assert predicted.status_code == 200, predicted.text
+    with_ensemble = client.post(
+        "/v1/jobs",
+        json={
+            "kind": "search",
+            "dataset_id": dataset["id"],
+            "target": "target",
+            "spec": {"evaluation": {"refit": True, "ensemble": 3}},
+        },
+    )
+    assert with_ensemble.status_code == 422 and "ensemble" in with_ensemble.text

@@ -79,9 +79,21 @@ def test_folds_split_as_scikit_learns_cross_val_score_does() -> None:
     np.testing.assert_allclose(ours, expected)
 
 
+def test_a_refit_trains_on_the_validation_rows_but_never_on_the_test_rows() -> None:
+    frame, columns = _table(_cancer())
+    spec = JobSpec.model_validate({"task": "binary", "evaluation": {"test_fraction": 0.2, "refit": True}})
+    plain = prepare(frame, columns, target="label", spec=spec)
+    refit = prepare(frame, columns, target="label", spec=spec, refit=True)
+    assert set(refit.x_train["row_id"]) == set(plain.x_train["row_id"]) | set(plain.x_val["row_id"])
+    assert not set(refit.x_train["row_id"]) & set(refit.x_test["row_id"])
+    assert list(refit.y_train) == [*plain.y_train, *plain.y_val]
+
+
 def test_a_fold_outside_the_folds_is_refused() -> None:
     with pytest.raises(ValidationError, match="fold 3 is not one of the 3 folds"):
         JobSpec.model_validate({"evaluation": {"folds": 3, "fold": 3}})
+    with pytest.raises(ValidationError, match="cannot be combined with an ensemble"):
+        JobSpec.model_validate({"evaluation": {"refit": True, "test_fraction": 0.2, "ensemble": 3}})
 
 
 def test_no_test_fraction_keeps_every_row_for_training_and_validation() -> None:

@@ -47,8 +47,14 @@ def _encode_target(values: pd.Series, task: str) -> tuple[np.ndarray, list[Any]]
     return codes, [int(c) if isinstance(c, float) and c.is_integer() else c for c in classes]
 
 
-def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, spec: JobSpec) -> Prepared:
-    """Drop rows without a target, keep numeric and categorical features, split train/val."""
+def prepare(
+    frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, spec: JobSpec, refit: bool = False
+) -> Prepared:
+    """Drop rows without a target, keep numeric and categorical features, split train/val.
+
+    ``refit``: the validation rows are trained on too (a search's final refit, for a fixed number of
+    epochs); they stay as the validation split only to report on. The test rows stay out.
+    """
     frame = frame[frame[target].notna()].reset_index(drop=True)
     # Free text is never a feature; categories only when one-hot encoding is on.
     usable = {"numeric", "categorical"} if spec.preprocessing.categorical == "one_hot" else {"numeric"}
@@ -82,6 +88,8 @@ def prepare(frame: pd.DataFrame, columns: list[dict[str, Any]], *, target: str, 
         )
     if len(x_train) < 2 or len(x_val) < 1:
         raise TrainingFailed("too_few_rows", f"{len(frame)} rows cannot be split for validation")
+    if refit:
+        x_train, y_train = pd.concat([x_train, x_val]), np.concatenate([y_train, y_val])
     return Prepared(
         spec.task,
         features,

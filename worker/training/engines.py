@@ -42,6 +42,7 @@ class Run:
     reporter: Reporter
     model_path: Path | None  # None: train and score only (a search keeps only its best models)
     checkpoint: Checkpoint | None = None  # where the run saves its state and resumes from
+    refit: bool = False  # trains on the validation rows too (a search's final model)
 
 
 def features_matrix(preprocessor, inputs, *, batch_rows: int = 65536) -> np.ndarray:

@@ -62,20 +62,26 @@ def evaluate_job(
     spec: JobSpec,
     model_path: Path,
     input_schema: dict[str, Any],
+    trained_on_validation: bool = False,
 ) -> dict[str, Any]:
-    """``{"val", "test", "baselines", "flags"}`` for the job's ``best``, scoring the saved file itself."""
+    """``{"val", "test", "baselines", "flags"}`` for the job's ``best``, scoring the saved file itself.
+
+    ``trained_on_validation`` (a refit): the validation rows say nothing about the model, so it is
+    scored, and compared with the baselines, on the test rows only (or not at all when there are none).
+    """
     frame, columns = load_frame(csv_path, has_header=has_header)
     data = prepare(frame, columns, target=target, spec=spec)
     model = keras.saving.load_model(model_path, safe_mode=True)
     n_classes = len(data.classes)
     network: dict[str, float] = {}
     for prefix, (x, y) in {"val_": (data.x_val, data.y_val), "test_": (data.x_test, data.y_test)}.items():
-        if len(y):
+        if len(y) and not (prefix == "val_" and trained_on_validation):
             inputs = to_tensors(frame_to_inputs(x, input_schema["inputs"]))
             outputs = np.asarray(model.predict(inputs, verbose=0, batch_size=1024), dtype="float64")
             network |= score(spec.task, y, outputs, n_classes=n_classes, prefix=prefix)
     found: dict[str, Any] = {"test_rows": len(data.y_test)}
-    found["val"] = {k: v for k, v in network.items() if k.startswith("val_")}
+    if not trained_on_validation:
+        found["val"] = {k: v for k, v in network.items() if k.startswith("val_")}
     if len(data.y_test):
         found["test"] = {k: v for k, v in network.items() if k.startswith("test_")}
     if spec.evaluation.baselines:

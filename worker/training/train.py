@@ -76,10 +76,12 @@ def _seed(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def load_run_data(*, csv_path: Path, has_header: bool, target: str, spec: JobSpec) -> RunData:
+def load_run_data(
+    *, csv_path: Path, has_header: bool, target: str, spec: JobSpec, refit: bool = False
+) -> RunData:
     """Parse, split and fit the preprocessing exactly as the saved model will apply it."""
     frame, columns = load_frame(csv_path, has_header=has_header)
-    data = prepare(frame, columns, target=target, spec=spec)
+    data = prepare(frame, columns, target=target, spec=spec, refit=refit)
     schema = fit_preprocessing(data.x_train, data.features, spec)
     scale = (
         (float(data.y_train.mean()), float(data.y_train.std()) or 1.0)
@@ -137,19 +139,20 @@ def run_training(
     reporter: Reporter,
     model_path: Path,
     checkpoint: Checkpoint | None = None,
+    refit: bool = False,
 ) -> TrainResult:
     """Train one model as ``spec`` says, reporting each epoch (resuming from ``checkpoint`` if it holds
-    state); save it to ``model_path``."""
+    state); save it to ``model_path``. ``refit``: train on the validation rows too (see ``prepare``)."""
     choice = choose_engine(spec)
     if choice.engine == "fast":
-        run_spec = Run(spec, reporter, model_path, checkpoint)
+        run_spec = Run(spec, reporter, model_path, checkpoint, refit=refit)
         [result] = train_runs(csv_path=csv_path, has_header=has_header, target=target, runs=[run_spec])
         if result.failure is not None:
             raise result.failure
         return result
     keras.backend.clear_session()  # a long-lived worker child must not accumulate old graphs
     _seed(spec.training.seed)
-    run = load_run_data(csv_path=csv_path, has_header=has_header, target=target, spec=spec)
+    run = load_run_data(csv_path=csv_path, has_header=has_header, target=target, spec=spec, refit=refit)
     result = _train_reference(run, spec, reporter, model_path, checkpoint)
     result.engine = choice
     return result
@@ -246,7 +249,7 @@ def train_runs(*, csv_path: Path, has_header: bool, target: str, runs: list[Run]
     choices = [choose_engine(run.spec) for run in runs]
     for index, run in enumerate(runs):
         if choices[index].engine == "fast":
-            groups.setdefault(_data_key(run.spec), []).append(index)
+            groups.setdefault(_data_key(run.spec) + str(run.refit), []).append(index)
         else:
             results[index] = _reference_run(csv_path, has_header, target, run, choices[index])
     for indices in groups.values():
@@ -269,6 +272,7 @@ def _reference_run(
             reporter=run.reporter,
             model_path=path,
             checkpoint=run.checkpoint,
+            refit=run.refit,
         )
     except TrainingFailed as exc:
         return TrainResult(run.spec.task, {}, {}, 0, 0, failure=exc, engine=choice)
@@ -289,7 +293,9 @@ def _train_group(
     # No gc pass here (it costs a quarter second per run): the fast engine builds only small Keras graphs.
     keras.backend.clear_session(free_memory=False)
     _seed(base.training.seed)
-    run = load_run_data(csv_path=csv_path, has_header=has_header, target=target, spec=base)
+    run = load_run_data(
+        csv_path=csv_path, has_header=has_header, target=target, spec=base, refit=runs[0].refit
+    )
     preprocessor = build_preprocessor(run.schema, base)
     matrices = Matrices(
         task=base.task,
