@@ -16,7 +16,7 @@ from api.observability import configure_logging, install_metrics
 from api.openapi import install_openapi
 from api.queue import JobQueue
 from api.rate_limits import RateLimits
-from api.routes import datasets, health, jobs, models
+from api.routes import datasets, health, jobs, models, streams
 from models.db import make_engine, make_sessionmaker
 from models.settings import Settings
 
@@ -63,6 +63,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = install_metrics(app)
     install_error_handlers(app)
     install_openapi(app)
-    for router in (health.router, datasets.router, jobs.router, models.router):
+    for router in (health.router, datasets.router, jobs.router, streams.router, models.router):
         app.include_router(router)
     return app

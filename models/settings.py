@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # A job's serialized status is reused this long per API process, so a storm of pollers costs one
     # database read per interval; writes through this process (cancel) refresh it at once.
     job_snapshot_s: float = Field(default=0.25, ge=0)
+    # A job's live stream (SSE) looks for new rows this often, and ends after this long (the client
+    # reconnects with Last-Event-ID and misses nothing), so no connection is held forever.
+    stream_poll_s: float = Field(default=0.5, gt=0)
+    stream_max_s: float = Field(default=600.0, gt=0)
     # Rate limits ("N/second|minute|hour"): per API key for reads and writes, per client address for
     # requests with a missing or wrong key. 429 with Retry-After past them.
     rate_limit_reads: str = "1200/minute"

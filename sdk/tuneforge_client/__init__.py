@@ -17,7 +17,7 @@ from ._errors import (
     TuneforgeError,
     ValidationError,
 )
-from .types import Best, Dataset, Ensemble, EpochMetrics, Event, Job, Model, Trial
+from .types import Best, Dataset, Ensemble, EpochMetrics, Event, Job, Model, StreamEvent, Trial
 
 __all__ = [
     "APIConnectionError",
@@ -41,6 +41,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
+    "StreamEvent",
     "Trial",
     "TuneforgeError",
     "ValidationError",

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from . import _calls as calls
 from ._base import RETRYABLE_STATUSES, Call, backoff, resolve_api_key, resolve_base_url, retry_after
 from ._errors import APIConnectionError, APITimeoutError, JobFailed, TuneforgeError, error_for
 from ._progress import JobProgress
-from .types import Dataset, EpochMetrics, Event, Job, Model, Trial
+from .types import Dataset, EpochMetrics, Event, Job, Model, StreamEvent, Trial
 
 DEFAULT_POLL_S = 2.0
 
@@ -202,6 +203,37 @@ class Jobs:
     def metrics(self, job_id: str, *, trial: int | None = None) -> builtins.list[EpochMetrics]:
         """Per-epoch metrics."""
         return self._c.call(calls.job_metrics(job_id, trial))  # type: ignore[no-any-return]
+
+    def stream(
+        self, job_id: str, *, last_event_id: str | None = None, max_reconnects: int = 10
+    ) -> Iterator[StreamEvent]:
+        """The job's events (Server-Sent Events) until it ends, the final one ``end``.
+
+        A dropped connection, or a stream the server closes while the job runs, is resumed from the
+        last event received (``Last-Event-ID``): nothing is missed or repeated.
+        """
+        reconnects = 0
+        while True:
+            headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+            try:
+                with connect_sse(
+                    self._c._http, "GET", f"/v1/jobs/{job_id}/stream", headers=headers
+                ) as source:
+                    if source.response.is_error:
+                        source.response.read()
+                        raise error_for(source.response)
+                    for sse in source.iter_sse():
+                        event = StreamEvent(event=sse.event, id=sse.id, data=sse.json())
+                        last_event_id = event.id
+                        reconnects = 0
+                        yield event
+                        if event.event == "end":
+                            return
+            except httpx.TransportError:
+                if reconnects >= max_reconnects:
+                    raise
+            reconnects += 1
+            time.sleep(min(2.0, 0.1 * 2**reconnects))
 
     def wait(self, job_id: str, *, timeout: float | None = None, progress: bool | None = None) -> Job:
         """Poll (as often as Retry-After says) until the job ends; raise JobFailed unless it succeeded."""

@@ -97,6 +97,14 @@ class Best(_Model):
         return self._sent().get(key, default)
 
 
+class StreamEvent(_Model):
+    """One event of a job's live stream: ``status``, ``trial``, ``epoch`` or ``end``, with its id."""
+
+    event: str
+    id: str
+    data: dict[str, Any]
+
+
 class Job(_Model):
     """A train or search job."""
 
@@ -131,6 +139,12 @@ class Job(_Model):
         if self._jobs is None:
             raise RuntimeError("this Job is not attached to a client")
         return self._jobs.wait(self.id, **options)
+
+    def stream(self, **options: Any) -> Any:
+        """This job's live events until it ends (``Client`` only): see ``client.jobs.stream``."""
+        if self._jobs is None or not hasattr(self._jobs, "stream"):
+            raise RuntimeError("this Job is not attached to a synchronous client")
+        return self._jobs.stream(self.id, **options)
 
 
 class Event(_Model):

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -199,3 +200,23 @@ class Cluster:
         """End every process this cluster started."""
         for name in list(self.processes):
             self.kill_group(name)
+
+
+@contextlib.contextmanager
+def live_api(env: dict[str, str], log: Path) -> Iterator[str]:
+    """A real ``tuneforge serve`` (uvicorn, real sockets) with ``env``; yields its base URL."""
+    port = free_port()
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            env=os.environ | env,
+            stdout=out,
+            stderr=out,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=60, what="the API")
+            yield base
+        finally:
+            server.terminate()
+            server.wait(20)

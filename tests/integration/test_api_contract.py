@@ -45,7 +45,7 @@ def test_every_id_taking_route_and_list_hides_another_tenants_objects(
     worker: subprocess.Popen[bytes],
     csvs: dict[str, Path],
 ) -> None:
-    """Job, its events, trials, metrics, its model and the lists: all 404 or empty for another tenant."""
+    """Job, its events, trials, metrics, stream, its model and the lists: 404 or empty for another tenant."""
     dataset = upload(client, csvs["iris"])
     job = wait_job(client, submit(client, dataset["id"], "target", {"training": {"epochs": 3}})["id"])
     assert job["status"] == "succeeded", job
@@ -56,6 +56,7 @@ def test_every_id_taking_route_and_list_hides_another_tenants_objects(
         f"/v1/jobs/{job['id']}/events",
         f"/v1/jobs/{job['id']}/trials",
         f"/v1/jobs/{job['id']}/metrics",
+        f"/v1/jobs/{job['id']}/stream",  # the job has ended: the whole stream, then it closes
         f"/v1/models/{model}",
         f"/v1/models/{model}/download",
     ]

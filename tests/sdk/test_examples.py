@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_client_installs_without_the_server_stack(client_only_python: Path) -> None:
-    """Only httpx, pydantic and tqdm come with it: no TensorFlow, SQLAlchemy, FastAPI or Celery."""
+    """Only httpx, httpx-sse, pydantic and tqdm come with it: no TensorFlow, SQLAlchemy, FastAPI or Celery."""
     code = (
         "import importlib.util, tuneforge_client; "
         "print([m for m in ('tensorflow', 'keras', 'sqlalchemy', 'fastapi', 'celery') "
