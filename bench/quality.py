@@ -8,7 +8,7 @@ downloaded and score the held-out rows; a logistic/ridge regression and gradient
 trained on the same uploaded rows beside them. Prints dataset -> baselines -> default train -> default
 search (validation and test) -> time. Accuracy for classification, R^2 for regression.
 
-    .venv/bin/python bench/quality.py [--trials 10] [--only NAME ...] [--ensemble K | --refit]
+    .venv/bin/python bench/quality.py [--trials 10] [--only NAME ...] [--ensemble K] [--refit yes|no]
 """
 
 from __future__ import annotations
@@ -168,6 +168,13 @@ def _run(
     return job, time.monotonic() - started
 
 
+def _evaluation(args: argparse.Namespace) -> dict[str, Any]:
+    """The search's spec.evaluation from the command line: only what was given, else the defaults."""
+    chosen = {"ensemble": args.ensemble, "refit": None if args.refit is None else args.refit == "yes"}
+    given = {key: value for key, value in chosen.items() if value is not None}
+    return {"evaluation": given} if given else {}
+
+
 def main() -> None:
     """Every dataset through one cluster; one table row each."""
     parser = argparse.ArgumentParser()
@@ -175,7 +182,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(DATASETS))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ensemble", type=int, default=None, help="spec.evaluation.ensemble of the search")
-    parser.add_argument("--refit", action="store_true", help="spec.evaluation.refit of the search")
+    parser.add_argument(
+        "--refit",
+        choices=["yes", "no"],
+        default=None,
+        help="spec.evaluation.refit of the search (the default search refits unless told no)",
+    )
     args = parser.parse_args()
     rows = []
     with cluster(workers=args.workers) as client:
@@ -203,7 +215,7 @@ def main() -> None:
                 target,
                 "search",
                 {"search": {"max_trials": args.trials, "max_concurrent_trials": args.workers}}
-                | {"evaluation": {"ensemble": args.ensemble or 1, "refit": args.refit}},
+                | _evaluation(args),
             )
             metric = "val_r2" if regression else "val_accuracy"
             rows.append(

@@ -71,6 +71,9 @@ def default_space(rows: int) -> dict[str, Any]:
             "epochs": epochs,
             "early_stopping": {"patience": 10 if epochs == 100 else 20},
         },
+        # As scikit-learn's GridSearchCV refits by default: the chosen configuration is retrained on
+        # the training and validation rows (a quarter more data) for the epoch count it stopped at.
+        "evaluation": {"refit": True},
         "search": {
             "objective": "val_loss",
             # Depth 0 (no hidden layer) lets the search fall back to a linear model where the data is
@@ -97,6 +100,9 @@ def with_default_space(raw: dict[str, Any], rows: int) -> dict[str, Any]:
         return out
 
     default = default_space(rows)
+    evaluation = raw.get("evaluation") if isinstance(raw.get("evaluation"), dict) else {}
+    if isinstance(evaluation, dict) and evaluation.get("ensemble", 1) != 1:
+        del default["evaluation"]  # the user's ensemble is the final model: no refit beside it
     if "layers" in (raw.get("model") or {}):
         # The user fixed the network's layers: the default search leaves depth and width alone.
         default["search"] = {k: v for k, v in default["search"].items() if k not in ("num_layers", "layer")}

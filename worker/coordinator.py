@@ -318,14 +318,15 @@ def _finish_search(
         model, members = _final_model(rt, rows, best, spec, data)
         # Selection is over: the chosen model meets the test rows once, beside the baselines.
         refitted = model.path.name.endswith(".refit.keras")
+        metrics = _model_file(rt, best).metrics  # the chosen trial's, as selection saw them
         evaluation = closing_evaluation(
             **data,
             spec=spec,
             model_path=model.path,
             input_schema=model.input_schema,
             trained_on_validation=refitted,
+            selection=metrics,
         )
-        metrics = _model_file(rt, best).metrics  # the chosen trial's, as selection saw them
         if refitted:
             evaluation["refit"] = {
                 "epochs": model.metrics["refit_epochs"],

@@ -36,6 +36,9 @@ def test_train_job_succeeds_with_metrics_and_a_model_that_predicts_raw_rows(
     assert job["status"] == "queued"
     assert job["spec"]["model"]["layers"] == [{"units": 10, "activation": "relu", "dropout": 0.0}] * 2
     assert job["spec"]["task"] == "binary"
+    # Sized to the data: 455 training rows in batches of 32 are 15 steps an epoch; 200 make 3,000.
+    assert job["spec"]["training"]["epochs"] == 200
+    assert job["spec"]["training"]["early_stopping"]["patience"] == 20
 
     done = wait_job(client, job["id"], timeout=300)
     assert done["status"] == "succeeded", done
@@ -57,7 +60,7 @@ def test_train_job_succeeds_with_metrics_and_a_model_that_predicts_raw_rows(
     assert [row["epoch"] for row in series] == list(range(1, epochs_run + 1))
     for row in series:
         assert {"loss", "val_loss", "accuracy", "val_accuracy", "auc", "val_auc", "lr"} <= set(row)
-    assert done["progress"] == {"trials_done": 1, "trials_total": 1, "epoch": epochs_run, "epochs": 100}
+    assert done["progress"] == {"trials_done": 1, "trials_total": 1, "epoch": epochs_run, "epochs": 200}
 
     card = client.get(f"/v1/models/{done['best']['model_id']}").json()
     download = client.get(f"/v1/models/{card['id']}/download")

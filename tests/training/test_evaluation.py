@@ -3,6 +3,8 @@ rows, and a network that loses to one is flagged."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,9 +17,10 @@ from sklearn.preprocessing import StandardScaler
 
 from models.spec import JobSpec
 from models.tabular import parse_csv
+from tests.training.conftest import train
 from worker.training.baselines import fit_baselines
 from worker.training.data import prepare
-from worker.training.evaluation import _flags
+from worker.training.evaluation import _flags, evaluate_job
 from worker.training.scores import score
 
 
@@ -141,3 +144,25 @@ def test_scores_match_scikit_learn_on_probabilities() -> None:
     y = np.array([0, 1, 1, 0])
     found = score("binary", y, np.array([[0.2], [0.8], [0.4], [0.1]]), n_classes=2, prefix="test_")
     assert found["test_accuracy"] == 0.75 and found["test_auc"] == 1.0
+
+
+def test_a_refit_without_test_rows_is_compared_by_its_trials_validation_scores(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    """Its own validation scores would flatter it (it trained on those rows): none are reported, and
+    the baselines meet the chosen trial's validation score from before the refit."""
+    result, _ = train(data["breast_cancer"], "target", {"training": {"epochs": 2}}, tmp_path)
+    spec = JobSpec.model_validate({"task": "binary"})
+    found = evaluate_job(
+        csv_path=data["breast_cancer"],
+        has_header=True,
+        target="target",
+        spec=spec,
+        model_path=tmp_path / "model.keras",
+        input_schema=result.input_schema,
+        trained_on_validation=True,
+        selection={"val_accuracy": 0.5, "val_loss": 0.9, "epochs_run": 2},
+    )
+    assert "val" not in found and "test" not in found and found["test_rows"] == 0
+    [flag] = found["flags"]
+    assert flag["metric"] == "val_accuracy" and flag["margin"] > 0.4

@@ -65,3 +65,12 @@ def test_a_train_job_on_small_data_gets_enough_epochs_unless_it_chose() -> None:
     for chosen in ({"training": {"epochs": 30}}, {"training": {"early_stopping": None}}):
         assert with_default_training(chosen, rows=150) == chosen
     assert with_default_training({}, rows=20_000) == {}  # the guide's 100 epochs already suffice
+
+
+def test_the_default_search_refits_unless_the_user_chose_an_ensemble_or_said_no() -> None:
+    assert with_default_space({}, rows=500)["evaluation"] == {"refit": True}
+    assert with_default_space({"evaluation": {"refit": False}}, rows=500)["evaluation"] == {"refit": False}
+    ensemble = with_default_space({"evaluation": {"ensemble": 3}}, rows=500)
+    assert ensemble["evaluation"] == {"ensemble": 3}
+    spec = resolve_spec(ensemble, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
+    assert spec.evaluation.ensemble == 3 and not spec.evaluation.refit

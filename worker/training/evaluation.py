@@ -63,11 +63,14 @@ def evaluate_job(
     model_path: Path,
     input_schema: dict[str, Any],
     trained_on_validation: bool = False,
+    selection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``{"val", "test", "baselines", "flags"}`` for the job's ``best``, scoring the saved file itself.
 
     ``trained_on_validation`` (a refit): the validation rows say nothing about the model, so it is
-    scored, and compared with the baselines, on the test rows only (or not at all when there are none).
+    scored on the test rows only; without test rows the baselines are compared with ``selection``, the
+    chosen trial's own validation scores before the refit (optimistic for the network, so a flag that
+    still fires is no false alarm).
     """
     frame, columns = load_frame(csv_path, has_header=has_header)
     data = prepare(frame, columns, target=target, spec=spec)
@@ -82,6 +85,8 @@ def evaluate_job(
     found: dict[str, Any] = {"test_rows": len(data.y_test)}
     if not trained_on_validation:
         found["val"] = {k: v for k, v in network.items() if k.startswith("val_")}
+    elif not len(data.y_test) and selection:
+        network |= {k: v for k, v in selection.items() if k.startswith("val_") and isinstance(v, int | float)}
     if len(data.y_test):
         found["test"] = {k: v for k, v in network.items() if k.startswith("test_")}
     if spec.evaluation.baselines:
