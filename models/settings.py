@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Training workers run at this niceness so that, on a machine they share with the API or the
     # predictor, polls and predictions are served first (training is batch work; 0 turns this off).
     trainer_nice: int = Field(default=10, ge=0, le=19)
+    # Prometheus metrics of a worker (its children summed), served by its main process; None: off.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     # API limits.
     max_upload_bytes: int = 200 * 1024 * 1024

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 from celery import Celery
-from celery.signals import beat_init, worker_init, worker_process_init, worker_shutting_down
+from celery.signals import (
+    beat_init,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutting_down,
+)
 
 from models.settings import Settings
 from worker import draining
@@ -14,6 +21,20 @@ from worker.runtime import reset_runtime
 
 # TensorFlow (imported later, inside tasks) reads this once: keep its C++ banner out of logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _metrics_folder(settings: Settings) -> None:
+    # prometheus_client decides at import whether it counts per process in files: this runs in the
+    # worker's main process before worker.metrics is imported, and its children inherit the folder.
+    if not settings.worker_metrics_port or "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return
+    folder = settings.data_dir / "metrics" / f"worker-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)  # an earlier process with this pid: not ours to sum
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+_metrics_folder(Settings())
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -52,6 +73,20 @@ def _fresh_process_state(**_: object) -> None:
 @worker_init.connect
 def _not_draining(**_: object) -> None:
     draining.clear(Settings().data_dir, os.getpid())
+
+
+@worker_init.connect
+def _serve_metrics(**_: object) -> None:
+    from worker.metrics import serve
+
+    serve(Settings())
+
+
+@worker_process_shutdown.connect
+def _child_exited(**_: object) -> None:
+    from worker.metrics import child_exited
+
+    child_exited(os.getpid())
 
 
 @worker_shutting_down.connect

@@ -23,6 +23,7 @@ from models.store import JobStore, ModelStore, TrialStore
 from models.tables import Model
 from worker.db_retry import retry_transient
 from worker.files import checkpoint_file
+from worker.metrics import JOBS, after_commit, count_trial
 from worker.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ def end_job(
         moved = jobs.transition(job_id, to, reason=reason, lease_token=lease_token)
     if moved is None:
         return False
+    kind = jobs.get_any(job_id).kind
+    after_commit(session, lambda: JOBS.labels(kind, str(to)).inc())
     if to == JobStatus.SUCCEEDED and model is not None:
         model_id = _register(rt, session, job_id, model)
         jobs.set_result(job_id, best=(best or {}) | {"trial_id": model.trial_id, "model_id": model_id})
@@ -133,6 +136,7 @@ def finish_failed(rt: Runtime, recorder: Recorder, error: dict[str, Any]) -> Non
                 error=error["message"],
                 diagnostics=(error.get("details") or {}).get("diagnostics"),
             )
+            count_trial(session, "failed", recorder.started)
         ended = end_job(
             rt,
             session,
@@ -192,6 +196,7 @@ def finish_succeeded(
             metrics=result.trial_metrics(),
             diagnostics=result.diagnostics,
         )
+        count_trial(session, "completed", recorder.started)
         JobStore(session).set_progress(recorder.job_id, trials_done=1)
         best = {
             "objective": name,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.app import app
+from worker.metrics import PREDICT_SECONDS
 from worker.protocol import PREDICT, ModelFileMismatch
 from worker.runtime import runtime
 
@@ -37,5 +38,6 @@ def predict(
     """Predict raw rows with the stored model exactly as a user would with the downloaded file."""
     from worker.training.predictions import predict_rows
 
-    model = _model(runtime().settings.data_dir / storage_key, sha256)
-    return predict_rows(model, input_schema, rows)
+    with PREDICT_SECONDS.time():
+        model = _model(runtime().settings.data_dir / storage_key, sha256)
+        return predict_rows(model, input_schema, rows)

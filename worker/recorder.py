@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from models.status import JobStatus, TrialStatus
 from models.store import JobStore, TrialStore
 from worker.db_retry import retry_transient
 from worker.draining import draining
+from worker.metrics import EPOCH_SECONDS, HEARTBEATS
 from worker.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -30,6 +32,8 @@ class Recorder:
         self.trial_id: str | None = None
         self._stop = threading.Event()
         self.lease_lost = False
+        self.started = time.monotonic()  # for the trial's duration
+        self._last_report = self.started  # for epoch durations
 
     @retry_transient
     def start_trial(self, number: int, *, hyperparameters: dict[str, Any], epochs: int) -> str:
@@ -60,6 +64,10 @@ class Recorder:
                 self._progress(session, epochs[-1][0])
             status = self._renew(session) if stored else None
         self.last_epoch = epochs[-1][0]
+        now = time.monotonic()
+        for _ in epochs:  # a fast-engine chunk: its epochs share its time evenly
+            EPOCH_SECONDS.observe((now - self._last_report) / len(epochs))
+        self._last_report = now
         # Observed after commit: reacting may write the same rows from another session.
         self._observe(status)
 
@@ -111,6 +119,7 @@ class Recorder:
             try:
                 with session_scope(self.rt.sessions) as session:
                     status = self._renew(session)
+                HEARTBEATS.inc()
                 self._observe(status)
             except Exception:  # a failed beat is retried next interval; the lease has slack
                 log.warning("heartbeat_failed", job_id=self.job_id, exc_info=True)

@@ -23,6 +23,7 @@ from worker.coordinator import discard_files, score_of, step_once, trial_spec
 from worker.db_retry import retry_transient
 from worker.files import trial_files
 from worker.handback import hand_back_trials
+from worker.metrics import count_trial
 from worker.protocol import RUN_POPULATION, RUN_TRIAL, SEARCH_STEP
 from worker.recorder import TrialRecorder
 from worker.runtime import Runtime, runtime
@@ -184,6 +185,7 @@ def _fail(rt: Runtime, trial_id: str, token: str, message: str, diagnostics: dic
             error=message,
             diagnostics=diagnostics,
         )
+        count_trial(session, "failed")
 
 
 def _executions(trial: Claimed) -> list[JobSpec]:
@@ -320,6 +322,7 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
                 diagnostics=best.diagnostics,
                 model_key=str(trial_files(rt, trial.trial_id)[0]) if keep else None,
             )
+            count_trial(session, "completed", trial.recorders[0].started)
 
 
 def _save_best(rt: Runtime, trial_id: str, best: Any) -> None:
