@@ -12,12 +12,13 @@ from api.body_limit import MULTIPART_SLACK, BodyLimit
 from api.errors import install_error_handlers
 from api.job_snapshots import JobSnapshots
 from api.key_cache import KeyCache
-from api.observability import configure_logging, install_metrics
+from api.observability import install_metrics
 from api.openapi import install_openapi
 from api.queue import JobQueue
 from api.rate_limits import RateLimits
 from api.routes import datasets, health, jobs, models, streams
 from models.db import make_engine, make_sessionmaker
+from models.logs import configure_logging
 from models.settings import Settings
 
 

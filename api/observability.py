@@ -1,36 +1,12 @@
-"""Structured logs and Prometheus request metrics for the API process."""
+"""Prometheus request metrics for the API process (its logs: ``models.logs``)."""
 
 from __future__ import annotations
 
-import logging
 import time
 
-import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-
-def configure_logging(*, json_logs: bool) -> None:
-    """Route structlog through stdlib logging, as JSON in production or readable in a terminal."""
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if json_logs
-        # Plain tracebacks: rich's default prints every frame's locals, which took seconds per crash.
-        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
-    )
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
 def install_metrics(app: FastAPI) -> CollectorRegistry:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import shutil
 
+import structlog
 from celery import Celery
 from celery.signals import (
     beat_init,
+    task_prerun,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
     worker_shutting_down,
 )
 
+from models.logs import configure_logging
 from models.settings import Settings
 from worker import draining
 from worker.local_broker import use_local_broker
@@ -73,6 +76,18 @@ def _fresh_process_state(**_: object) -> None:
 @worker_init.connect
 def _not_draining(**_: object) -> None:
     draining.clear(Settings().data_dir, os.getpid())
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _structured_logs(**_: object) -> None:
+    configure_logging(json_logs=Settings().log_json)
+
+
+@task_prerun.connect
+def _fresh_log_context(**_: object) -> None:
+    # A prefork child runs task after task: no ids of the last one on this one's lines.
+    structlog.contextvars.clear_contextvars()
 
 
 @worker_init.connect

@@ -51,6 +51,7 @@ def run_job(job_id: str) -> None:
             return
         job = jobs.get_any(job_id)
         kind, attempt = job.kind, job.attempt
+    structlog.contextvars.bind_contextvars(job_id=job_id, kind=kind, attempt=attempt)
     recorder = Recorder(rt, job_id, token)
     if attempt > rt.settings.max_attempts:
         # Work that kills its worker every time must end, not loop: count attempts, not deliveries.

@@ -58,6 +58,7 @@ def nudge(rt: Runtime, job_id: str) -> None:
 @app.task(name=SEARCH_STEP, acks_late=True)
 def search_step(job_id: str) -> None:
     """Tell the oracle what finished, start what it proposes, or finish the search."""
+    structlog.contextvars.bind_contextvars(job_id=job_id)
     advance(runtime(), job_id)
 
 
@@ -124,6 +125,7 @@ def _run_population(trial_ids: list[str]) -> None:
     rt = runtime()
     token = secrets.token_hex(16)
     job_id, document, csv_path, has_header, target, claimed_ids = _claim(rt, trial_ids, token)
+    structlog.contextvars.bind_contextvars(job_id=job_id, trial_ids=[t for t, _ in claimed_ids])
     if claimed_ids:
         # The leases and the cancel watch start at claim time, before TensorFlow's multi-second import.
         claimed, search = _prepare(rt, job_id, document, claimed_ids, token)

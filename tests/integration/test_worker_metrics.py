@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +31,13 @@ def _samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 @pytest.fixture
 def own_queue(server_env: dict[str, str], settings: Settings, tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A worker with metrics on, alone on a queue of its own (its jobs and predictions)."""
+    """A worker with metrics and JSON logs on, alone on a queue of its own (its jobs and predictions)."""
     queue, port = f"{settings.queue}-metrics-{secrets.token_hex(3)}", free_port()
-    extra = {"TUNEFORGE_QUEUE": queue, "TUNEFORGE_WORKER_METRICS_PORT": str(port)}
+    extra = {
+        "TUNEFORGE_QUEUE": queue,
+        "TUNEFORGE_WORKER_METRICS_PORT": str(port),
+        "TUNEFORGE_LOG_JSON": "true",
+    }
     process = start_worker(
         server_env, "metrics-worker", tmp_path / "worker.log", extra, queue=f"{queue},{queue}.predict"
     )
@@ -41,7 +46,7 @@ def own_queue(server_env: dict[str, str], settings: Settings, tmp_path: Path) ->
 
 
 def test_a_workers_metrics_count_its_jobs_trials_epochs_and_predictions(
-    own_queue: tuple[str, int], settings: Settings, csvs: dict[str, Path]
+    own_queue: tuple[str, int], settings: Settings, csvs: dict[str, Path], tmp_path: Path
 ) -> None:
     queue, port = own_queue
     with TestClient(create_app(settings.model_copy(update={"queue": queue}))) as client:
@@ -67,3 +72,12 @@ def test_a_workers_metrics_count_its_jobs_trials_epochs_and_predictions(
     assert found[("tuneforge_worker_predict_seconds_count", ())] == 1
     assert ("tuneforge_worker_heartbeats_total", ()) in found
     assert found[("tuneforge_queue_depth", (("queue", queue),))] == 0
+
+    # JSON logs: every line about the job, Celery's own included, is JSON naming it and its attempt.
+    about = [line for line in (tmp_path / "worker.log").read_text().splitlines() if job["id"] in line]
+    assert about
+    for line in about:
+        record = json.loads(line)
+        assert record["job_id"] == job["id"] and record["attempt"] == 1, record
+    events = {json.loads(line)["event"] for line in about}
+    assert {"job_claimed"} <= events, events
