@@ -12,7 +12,7 @@ from tenacity import retry, stop_after_attempt, wait_fixed
 from models.errors import ServiceUnavailable
 from models.settings import Settings
 from worker.local_broker import use_local_broker
-from worker.protocol import PREDICT, RUN_JOB, ModelFileMismatch, run_job_args
+from worker.protocol import EXPORT, PREDICT, RUN_JOB, ModelFileMismatch, run_job_args
 
 # A request must never wait out a broker outage: the job is stored, the reaper re-sends it.
 PUBLISH_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 1.0, "max_retries": 0}
@@ -70,6 +70,27 @@ class JobQueue:
             with contextlib.suppress(OSError):  # the file backend has no result file after a timeout
                 result.forget()
         return predictions
+
+    def export(
+        self, *, storage_key: str, sha256: str, input_schema: dict[str, Any], fmt: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Have a prediction worker write and check another format of a model (export_timeout_s)."""
+        timeout = self.settings.export_timeout_s
+        result = self.celery.send_task(
+            EXPORT, args=[storage_key, sha256, input_schema, fmt, data], queue=self.settings.predict_queue
+        )
+        try:
+            found: dict[str, Any] = result.get(timeout=timeout, propagate=True)
+        except CeleryTimeout as exc:
+            raise ServiceUnavailable(
+                "export_timeout", f"no worker finished the export within {timeout:.0f} s"
+            ) from exc
+        except Exception as exc:  # the worker's reason (a parity failure, a file mismatch), not a 500
+            raise ServiceUnavailable("export_failed", f"the export failed: {exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                result.forget()
+        return found
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""

@@ -223,6 +223,8 @@ class ModelOut(BaseModel):
     sha256: str
     size_bytes: int
     created_at: datetime
+    # Other formats made with POST /v1/models/{id}/export: {format: {bytes, sha256, parity}}.
+    exports: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, row: Model) -> ModelOut:
@@ -238,6 +240,10 @@ class ModelOut(BaseModel):
             sha256=row.sha256,
             size_bytes=row.size_bytes,
             created_at=row.created_at,
+            exports={
+                fmt: {k: v for k, v in made.items() if k != "storage_key"}
+                for fmt, made in (row.exports or {}).items()
+            },
         )
 
 
@@ -266,6 +272,24 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rows: list[Row] = Field(min_length=1, max_length=10_000)
+
+
+class ExportRequest(BaseModel):
+    """Which format to make: a TensorFlow SavedModel (``saved_model``); ``onnx`` is refused with why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["saved_model", "onnx"]
+
+
+class ExportOut(BaseModel):
+    """A made format: its size and checksum, and how it compared with the model on validation rows."""
+
+    format: str
+    bytes: int
+    sha256: str
+    parity: dict[str, Any]
+    download: str
 
 
 class PredictResponse(BaseModel):

@@ -184,6 +184,44 @@ def model_path(settings: Settings, storage_key: str) -> Path:
     return settings.data_dir / storage_key
 
 
+def export_model(
+    session: Session, queue: JobQueue, *, tenant_id: str, model_id: str, fmt: str
+) -> dict[str, Any]:
+    """Have a worker make ``fmt`` of the model, checked on its job's validation rows; record it."""
+    model = ModelStore(session).get(tenant_id, model_id)
+    if fmt == "onnx":
+        raise InvalidInput(
+            "format_unavailable",
+            "ONNX export is not offered: Keras' converter (tf2onnx) exports this pipeline's normalization "
+            "constants as extra inputs, and categorical columns need string inputs ONNX models do not take; "
+            "use saved_model",
+            [FieldError(("body", "format"), "not offered")],
+        )
+    job = JobStore(session).get(tenant_id, model.job_id)
+    dataset = DatasetStore(session).get_any(job.dataset_id)
+    if dataset.deleted_at is not None:
+        raise Conflict(
+            "dataset_deleted",
+            f"dataset '{dataset.id}' was deleted: the export is checked on its validation rows",
+        )
+    data = {
+        "dataset_key": dataset.storage_key,
+        "has_header": dataset.has_header,
+        "target": job.target,
+        "spec": job.spec,
+        "kind": job.kind,
+    }
+    storage_key, sha256, input_schema = model.storage_key, model.sha256, model.input_schema
+    session.commit()  # no connection held while a worker exports (seconds)
+    found = queue.export(
+        storage_key=storage_key, sha256=sha256, input_schema=input_schema, fmt=fmt, data=data
+    )
+    model = ModelStore(session).get(tenant_id, model_id)
+    model.exports = {**(model.exports or {}), fmt: found}
+    session.commit()
+    return found
+
+
 def predict(
     session: Session, queue: JobQueue, *, tenant_id: str, model_id: str, rows: list[dict[str, Any]]
 ) -> list[Any]:

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(default=None, description="Default: a broker folder in data_dir.")
     queue: str = "tuneforge.jobs"
     predict_timeout_s: float = 30.0
+    # Making another format of a model (and checking it) waits at most this long for a worker.
+    export_timeout_s: float = 120.0
 
     # Worker behaviour: the database lease decides who runs a job, not the broker.
     job_soft_time_limit_s: int = 6 * 3600

@@ -176,3 +176,5 @@ class Model(CreatedAtMixin, Base):
     storage_key: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int]
+    # Other formats made of it ({format: {storage_key, sha256, bytes, parity}}), by POST .../export.
+    exports: Mapped[dict[str, Any] | None]

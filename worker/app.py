@@ -46,7 +46,7 @@ def create_celery(settings: Settings) -> Celery:
         "tuneforge",
         broker=settings.resolved_broker_url(),
         backend=settings.resolved_result_backend(),
-        include=["worker.tasks", "worker.predict", "worker.trial_tasks"],
+        include=["worker.tasks", "worker.predict", "worker.trial_tasks", "worker.export"],
     )
     app.conf.update(
         broker_transport_options=settings.broker_transport_options(),

@@ -15,7 +15,8 @@ _loaded: dict[tuple[str, str], Any] = {}
 MAX_LOADED = 8
 
 
-def _model(path: Path, sha256: str) -> Any:
+def loaded_model(path: Path, sha256: str) -> Any:
+    """The model at ``path``, loaded once per process, only if its bytes match ``sha256``."""
     import keras  # TensorFlow loads here, in the worker's child process, on first use
 
     from worker.training.artifacts import sha256_file
@@ -39,5 +40,5 @@ def predict(
     from worker.training.predictions import predict_rows
 
     with PREDICT_SECONDS.time():
-        model = _model(runtime().settings.data_dir / storage_key, sha256)
+        model = loaded_model(runtime().settings.data_dir / storage_key, sha256)
         return predict_rows(model, input_schema, rows)

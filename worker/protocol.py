@@ -7,6 +7,7 @@ PREDICT = "tuneforge.predict"
 SEARCH_STEP = "tuneforge.search_step"
 RUN_TRIAL = "tuneforge.run_trial"
 RUN_POPULATION = "tuneforge.run_population"
+EXPORT = "tuneforge.export"
 
 
 class ModelFileMismatch(Exception):

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from api import services
 from api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
-from api.schemas import ModelOut, PredictRequest, PredictResponse
+from api.schemas import ExportOut, ExportRequest, ModelOut, PredictRequest, PredictResponse
 from api.services import model_path
 from models.errors import NotFound
 from models.store import ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+ExportFormat = Literal["saved_model", "onnx"]
+
+
+def _a_file(description: str, media_type: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI's 200 of a route that answers a file."""
+    return {
+        200: {
+            "description": description,
+            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
 
 
 @router.get("/{model_id}", response_model=ModelOut)
@@ -24,12 +37,7 @@ def get_model(tenant_id: TenantDep, session: SessionDep, model_id: str) -> Model
 @router.get(
     "/{model_id}/download",
     response_class=FileResponse,
-    responses={
-        200: {
-            "description": "The model file",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    responses=_a_file("The model file", "application/octet-stream"),
 )
 def download_model(
     tenant_id: TenantDep, session: SessionDep, settings: SettingsDep, model_id: str
@@ -55,4 +63,45 @@ def predict(
     rows = [dict(row) for row in body.rows]
     return PredictResponse(
         predictions=services.predict(session, queue, tenant_id=tenant_id, model_id=model_id, rows=rows)
+    )
+
+
+@router.post("/{model_id}/export", response_model=ExportOut)
+def export_model(
+    tenant_id: TenantDep, session: SessionDep, queue: QueueDep, model_id: str, body: ExportRequest
+) -> ExportOut:
+    """Make the model in another format (a worker writes it and checks it on validation rows)."""
+    found = services.export_model(session, queue, tenant_id=tenant_id, model_id=model_id, fmt=body.format)
+    return ExportOut(
+        format=body.format,
+        bytes=found["bytes"],
+        sha256=found["sha256"],
+        parity=found["parity"],
+        download=f"/v1/models/{model_id}/exports/{body.format}",
+    )
+
+
+@router.get(
+    "/{model_id}/exports/{format}",
+    response_class=FileResponse,
+    responses=_a_file("The exported model, a .tar.gz of its folder", "application/gzip"),
+)
+def download_export(
+    tenant_id: TenantDep, session: SessionDep, settings: SettingsDep, model_id: str, format: ExportFormat
+) -> FileResponse:
+    """A format made by POST .../export (``saved_model``: ``tf.saved_model.load`` the extracted folder)."""
+    model = ModelStore(session).get(tenant_id, model_id)
+    made = (model.exports or {}).get(format)
+    if made is None:
+        raise NotFound(
+            "export_not_found", f"model '{model_id}' has no {format} export: POST .../export first"
+        )
+    path = model_path(settings, made["storage_key"])
+    if not path.is_file():
+        raise NotFound("model_file_missing", f"the {format} export of model '{model_id}' is gone")
+    return FileResponse(
+        path,
+        media_type="application/gzip",
+        filename=f"{model_id}.{format}.tar.gz",
+        headers={"X-Checksum-SHA256": made["sha256"]},
     )
