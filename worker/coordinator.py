@@ -174,7 +174,14 @@ def discard_files(rt: Runtime, trial_ids: list[str]) -> None:
         model_file, card_file = trial_files(rt, trial_id)
         refit_model, refit_card = refit_files(rt, trial_id)
         ensemble = model_file.with_name(f"{trial_id}.ensemble.keras")
-        for path in (model_file, card_file, ensemble, refit_model, refit_card):
+        for path in (
+            model_file,
+            card_file,
+            ensemble,
+            refit_model,
+            refit_card,
+            refit_card.with_suffix(".lock"),
+        ):
             path.unlink(missing_ok=True)
         for leftover in checkpoint_file(rt, trial_id).parent.glob(f"{trial_id}*.ckpt*"):
             leftover.unlink(missing_ok=True)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -35,9 +40,48 @@ class _Unreported:
         return False
 
 
-def refit_best(rt: Runtime, job_id: str, trial_id: str) -> None:
+@contextmanager
+def refit_lock(path: Path, stale_after_s: float) -> Iterator[bool]:
+    """True when this process may refit: the reaper nudges a search every few seconds, and each nudge
+    would otherwise start the same refit again. The lock file is touched while held; one untouched
+    for ``stale_after_s`` belongs to a lost worker and is taken over."""
+    with suppress(FileNotFoundError):
+        if time.time() - path.stat().st_mtime > stale_after_s:
+            path.unlink()
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        yield False
+        return
+    stop = threading.Event()
+
+    def touch() -> None:
+        while not stop.wait(min(5.0, stale_after_s / 4)):
+            with suppress(FileNotFoundError):
+                os.utime(path)
+
+    toucher = threading.Thread(target=touch, name="refit-lock", daemon=True)
+    toucher.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        toucher.join(timeout=5)
+        path.unlink(missing_ok=True)
+
+
+def refit_best(rt: Runtime, job_id: str, trial_id: str) -> bool:
     """Train the trial's configuration for its best epoch count on train + validation rows; write the
-    model and its card (or a card saying why not), which the next coordinator step finishes with."""
+    model and its card (or a card saying why not), which the next coordinator step finishes with.
+    False when another worker is already refitting it."""
+    lock = refit_files(rt, trial_id)[1].with_suffix(".lock")
+    with refit_lock(lock, rt.settings.lease_timeout_s) as mine:
+        if mine:
+            _refit(rt, job_id, trial_id)
+        return mine
+
+
+def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
     from worker.training.train import run_training
 
     with session_scope(rt.sessions) as session:

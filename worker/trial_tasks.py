@@ -40,7 +40,8 @@ def advance(rt: Runtime, job_id: str) -> None:
         if outcome is not None and outcome.refit is not None:
             from worker.refit import refit_best
 
-            refit_best(rt, job_id, outcome.refit)
+            if not refit_best(rt, job_id, outcome.refit):
+                return  # another worker is refitting; its next step finishes the search
             continue  # the next step finds the refit and finishes the search
         if outcome is not None:
             discard_files(rt, outcome.discard)
