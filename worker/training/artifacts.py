@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from pathlib import Path
 
 import keras
@@ -21,7 +22,12 @@ def sha256_file(path: Path) -> str:
 def save_model(model: keras.Model, path: Path) -> str:
     """Write the model atomically (temp file then rename) and return its SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.stem + ".partial.keras")
-    model.save(partial)
-    os.replace(partial, path)
+    # A name of its own: two steps of one search may write the same final file at once.
+    partial = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.partial.keras")
+    try:
+        model.save(partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return sha256_file(path)
