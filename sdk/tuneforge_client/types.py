@@ -195,3 +195,5 @@ class Model(_Model):
     sha256: str
     size_bytes: int
     created_at: datetime
+    # Other formats made with POST /v1/models/{id}/export: {format: {bytes, sha256, parity}}.
+    exports: dict[str, Any] = {}
