@@ -17,7 +17,7 @@ from ._errors import (
     TuneforgeError,
     ValidationError,
 )
-from .types import Best, Dataset, Ensemble, EpochMetrics, Event, Job, Model, StreamEvent, Trial
+from .types import Best, Dataset, Ensemble, EpochMetrics, Event, Export, Job, Model, StreamEvent, Trial
 
 __all__ = [
     "APIConnectionError",
@@ -33,6 +33,7 @@ __all__ = [
     "Ensemble",
     "EpochMetrics",
     "Event",
+    "Export",
     "InternalServerError",
     "Job",
     "JobFailed",

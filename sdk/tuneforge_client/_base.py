@@ -72,6 +72,7 @@ class Call:
     data: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     retry_unsent_only: bool = False  # a POST without an Idempotency-Key: retry only if never sent
+    timeout: float | None = None  # seconds, where the call is known to outlast the client's default
 
     def may_retry(self, error: Exception | None) -> bool:
         """Whether this call can be sent again after ``error`` (None: a retryable status)."""
@@ -87,5 +88,6 @@ class Call:
             "files": self.files,
             "data": self.data,
             "headers": self.headers,
+            "timeout": self.timeout,
         }
         return {k: v for k, v in kwargs.items() if v is not None}

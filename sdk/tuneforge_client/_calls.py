@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._base import Call
-from .types import Dataset, EpochMetrics, Event, Job, Model, Trial
+from .types import Dataset, EpochMetrics, Event, Export, Job, Model, Trial
 
 FileInput = str | Path | bytes | IO[bytes]
 
@@ -96,6 +96,21 @@ def get_model(model_id: str) -> Call:
 
 def download_model(model_id: str) -> Call:
     return Call("GET", f"/v1/models/{model_id}/download", lambda r: r.content)
+
+
+def export_model(model_id: str, fmt: str) -> Call:
+    # A worker writes and checks the export: up to the server's EXPORT_TIMEOUT_S (120 s), plus slack.
+    return Call(
+        "POST",
+        f"/v1/models/{model_id}/export",
+        lambda r: Export.model_validate(r.json()),
+        json={"format": fmt},
+        timeout=150.0,
+    )
+
+
+def download_export(model_id: str, fmt: str) -> Call:
+    return Call("GET", f"/v1/models/{model_id}/exports/{fmt}", lambda r: r.content)
 
 
 def predict(model_id: str, rows: list[dict[str, Any]]) -> Call:

@@ -17,7 +17,7 @@ from . import _calls as calls
 from ._base import RETRYABLE_STATUSES, Call, backoff, resolve_api_key, resolve_base_url, retry_after
 from ._errors import APIConnectionError, APITimeoutError, JobFailed, TuneforgeError, error_for
 from ._progress import JobProgress
-from .types import Dataset, EpochMetrics, Event, Job, Model, StreamEvent, Trial
+from .types import Dataset, EpochMetrics, Event, Export, Job, Model, StreamEvent, Trial
 
 DEFAULT_POLL_S = 2.0
 
@@ -61,8 +61,13 @@ def _finished(job: Job) -> Job:
 
 
 def _verified(content: bytes, model: Model, path: Path) -> Path:
-    if hashlib.sha256(content).hexdigest() != model.sha256:
-        raise TuneforgeError(f"downloaded model {model.id} does not match its sha256")
+    return _checked(content, model.sha256, path, what=f"downloaded model {model.id}")
+
+
+def _checked(content: bytes, sha256: str, path: Path, *, what: str = "the download") -> Path:
+    """Write ``content`` to ``path`` only if it is the file whose sha256 the service recorded."""
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise TuneforgeError(f"{what} does not match its sha256")
     path.write_bytes(content)
     return path
 
@@ -272,6 +277,12 @@ class Models:
         """Predictions for raw rows: ``{label, probabilities}`` or ``{value}`` each."""
         return self._c.call(calls.predict(model_id, rows))  # type: ignore[no-any-return]
 
+    def export(self, model_id: str, format: str = "saved_model", path: str | Path | None = None) -> Path:
+        """Have the service make (and check) another format; save its archive and return where."""
+        made: Export = self._c.call(calls.export_model(model_id, format))
+        target = Path(path or f"{model_id}.{format}.tar.gz")
+        return _checked(self._c.call(calls.download_export(model_id, format)), made.sha256, target)
+
 
 class AsyncClient:
     """Asynchronous twin of ``Client``: the same resources, awaited."""
@@ -454,3 +465,11 @@ class AsyncModels:
     async def predict(self, model_id: str, rows: list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
         """Predictions for raw rows."""
         return await self._c.call(calls.predict(model_id, rows))  # type: ignore[no-any-return]
+
+    async def export(
+        self, model_id: str, format: str = "saved_model", path: str | Path | None = None
+    ) -> Path:
+        """Have the service make (and check) another format; save its archive."""
+        made: Export = await self._c.call(calls.export_model(model_id, format))
+        target = Path(path or f"{model_id}.{format}.tar.gz")
+        return _checked(await self._c.call(calls.download_export(model_id, format)), made.sha256, target)

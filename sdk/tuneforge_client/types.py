@@ -181,6 +181,16 @@ class EpochMetrics(_Model):
     grad_norms: dict[str, float]
 
 
+class Export(_Model):
+    """A model made in another format: its size, checksum and parity with the ``.keras`` file."""
+
+    format: str
+    bytes: int
+    sha256: str
+    parity: dict[str, Any]
+    download: str
+
+
 class Model(_Model):
     """A trained model's card."""
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import tarfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from tests.support import model_inputs, raw_rows, submit, upload, wait_job
+from tuneforge_client import Client
 
 
 def test_a_saved_model_export_predicts_as_the_keras_file_does(
@@ -50,6 +52,18 @@ def test_a_saved_model_export_predicts_as_the_keras_file_does(
     expected = model.predict(inputs, verbose=0)
     got = served.serve({name: tf.constant(value) for name, value in inputs.items()}).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+    # The SDK: export, download and sha256 check in one call.
+    sdk = Client(
+        api_key=client.headers["Authorization"].split()[1],
+        base_url=str(client.base_url),
+        transport=client._transport,
+    )
+    saved = sdk.models.export(model_id, path=tmp_path / "sdk.tar.gz")
+    assert (
+        hashlib.sha256(saved.read_bytes()).hexdigest()
+        == sdk.models.get(model_id).exports["saved_model"]["sha256"]
+    )
 
     onnx = client.post(f"/v1/models/{model_id}/export", json={"format": "onnx"})
     assert onnx.status_code == 422 and onnx.json()["code"] == "format_unavailable"
