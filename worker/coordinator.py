@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -24,7 +23,7 @@ from models.status import TERMINAL, JobStatus, TrialStatus
 from models.store import DatasetStore, JobStore, TrialStore
 from models.tables import Job, Trial
 from worker.db_retry import retry_transient
-from worker.files import checkpoint_file, refit_files, trial_files
+from worker.files import checkpoint_file, ensemble_file, refit_files, refit_lock_file, trial_files
 from worker.finish import ModelFile, end_job
 from worker.runtime import Runtime
 
@@ -107,15 +106,11 @@ def _model_file(rt: Runtime, best: Trial) -> ModelFile:
     return ModelFile(model_file, best.id, card["task"], card["input_schema"], card["metrics"], card["sha256"])
 
 
-def _ensemble_path(rt: Runtime, best: Trial) -> Path:
-    return trial_files(rt, best.id)[0].with_name(f"{best.id}.ensemble.keras")
-
-
 def _final_model(
-    rt: Runtime, rows: list[Trial], best: Trial, spec: JobSpec, data: dict[str, Any]
+    rt: Runtime, rows: list[Trial], best: Trial, model: ModelFile, spec: JobSpec, data: dict[str, Any]
 ) -> tuple[ModelFile, list[int]]:
-    """The best trial's model, or the mean of up to k trials' chosen on validation (evaluation.ensemble)."""
-    model = _model_file(rt, best)
+    """The best trial's ``model``, its refit (evaluation.refit), or the mean of up to k trials' chosen
+    on validation (evaluation.ensemble)."""
     if spec.evaluation.refit:
         return _refitted(rt, best, model), [best.number]
     most = spec.evaluation.ensemble
@@ -145,13 +140,12 @@ def _final_model(
         members = [candidates[i] for i in chosen]
         if len(members) < 2:
             return model, [best.number]
-        path = _ensemble_path(rt, best)
+        path = ensemble_file(rt, best.id)
         sha = build_ensemble([trial_files(rt, t.id)[0] for t in members], path)
     except Exception as exc:  # the search still has its best trial's model: never lose it to this step
         log.warning("ensemble_failed", job_id=best.job_id, error=f"{type(exc).__name__}: {exc}")
         return model, [best.number]
-    model.sha256, model.path = sha, path
-    return model, [t.number for t in members]
+    return replace(model, path=path, sha256=sha), [t.number for t in members]
 
 
 def _refitted(rt: Runtime, best: Trial, model: ModelFile) -> ModelFile:
@@ -161,8 +155,7 @@ def _refitted(rt: Runtime, best: Trial, model: ModelFile) -> ModelFile:
         json.loads(card_file.read_text()) if card_file.is_file() else {"failed": "no refit was made"}
     )
     if "failed" in card:
-        model.metrics = model.metrics | {"refit_error": card["failed"]}
-        return model
+        return replace(model, metrics=model.metrics | {"refit_error": card["failed"]})
     # Its validation rows were trained on: only the test rows (scored next) judge it.
     metrics = {"refit_epochs": card["refit"]["epochs"], "train_rows": card["refit"]["train_rows"]}
     return ModelFile(path, best.id, card["task"], card["input_schema"], metrics, card["sha256"])
@@ -171,17 +164,8 @@ def _refitted(rt: Runtime, best: Trial, model: ModelFile) -> ModelFile:
 def discard_files(rt: Runtime, trial_ids: list[str]) -> None:
     """Delete trials' model files, cards and checkpoints (the job registered what it keeps as a hard link)."""
     for trial_id in trial_ids:
-        model_file, card_file = trial_files(rt, trial_id)
-        refit_model, refit_card = refit_files(rt, trial_id)
-        ensemble = model_file.with_name(f"{trial_id}.ensemble.keras")
-        for path in (
-            model_file,
-            card_file,
-            ensemble,
-            refit_model,
-            refit_card,
-            refit_card.with_suffix(".lock"),
-        ):
+        made = (*trial_files(rt, trial_id), *refit_files(rt, trial_id))
+        for path in (*made, ensemble_file(rt, trial_id), refit_lock_file(rt, trial_id)):
             path.unlink(missing_ok=True)
         for leftover in checkpoint_file(rt, trial_id).parent.glob(f"{trial_id}*.ckpt*"):
             leftover.unlink(missing_ok=True)
@@ -275,8 +259,8 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
             session.rollback()
             return None
         if not active and not outcome.dispatch and (reason is not None or exhausted):
-            wants_refit = failure is None and best is not None and spec.evaluation.refit
-            if wants_refit and best is not None and not refit_files(rt, best.id)[1].is_file():
+            refit_due = failure is None and best is not None and spec.evaluation.refit
+            if refit_due and best is not None and not refit_files(rt, best.id)[1].is_file():
                 outcome.refit = best.id  # trained outside this transaction; the next step finishes
                 return outcome
             _finish_search(rt, session, job, rows, spec, failure, reason)
@@ -322,10 +306,11 @@ def _finish_search(
             "has_header": dataset.has_header,
             "target": job.target,
         }
-        model, members = _final_model(rt, rows, best, spec, data)
+        chosen = _model_file(rt, best)
+        metrics = chosen.metrics  # the chosen trial's, as selection saw them
+        model, members = _final_model(rt, rows, best, chosen, spec, data)
         # Selection is over: the chosen model meets the test rows once, beside the baselines.
-        refitted = model.path.name.endswith(".refit.keras")
-        metrics = _model_file(rt, best).metrics  # the chosen trial's, as selection saw them
+        refitted = model.path == refit_files(rt, best.id)[0]
         evaluation = closing_evaluation(
             **data,
             spec=spec,

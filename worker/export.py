@@ -17,16 +17,20 @@ def export(
     storage_key: str, sha256: str, input_schema: dict[str, Any], fmt: str, data: dict[str, Any]
 ) -> dict[str, Any]:
     """Export the model (its sha256 checked first) and check it on the job's validation rows."""
-    from worker.training.data import load_frame, prepare
+    from worker.training.data import load_prepared
     from worker.training.exports import export_saved_model
     from worker.training.inputs import frame_to_inputs, to_tensors
 
     settings = runtime().settings
     model = loaded_model(settings.data_dir / storage_key, sha256)
-    frame, columns = load_frame(settings.data_dir / data["dataset_key"], has_header=data["has_header"])
     # A search's stored spec holds its distributions: its base spec splits the rows the same way.
     spec = search_parts(data["spec"])[0] if data["kind"] == "search" else JobSpec.model_validate(data["spec"])
-    rows = prepare(frame, columns, target=data["target"], spec=spec).x_val
+    rows = load_prepared(
+        settings.data_dir / data["dataset_key"],
+        has_header=data["has_header"],
+        target=data["target"],
+        spec=spec,
+    ).x_val
     inputs = to_tensors(frame_to_inputs(rows, input_schema["inputs"]))
     key = storage_key.removesuffix(".keras") + f".{fmt}.tar.gz"
     found = export_saved_model(model, settings.data_dir / key, inputs)

@@ -24,3 +24,13 @@ def checkpoint_file(rt: Runtime, trial_id: str) -> Path:
 def refit_files(rt: Runtime, trial_id: str) -> tuple[Path, Path]:
     """A search's refit of its best trial: the model, and its card (alone, it says why the refit failed)."""
     return trial_files(rt, f"{trial_id}.refit")
+
+
+def refit_lock_file(rt: Runtime, trial_id: str) -> Path:
+    """Held by the one worker refitting the trial (see ``worker.refit.refit_lock``)."""
+    return refit_files(rt, trial_id)[1].with_suffix(".lock")
+
+
+def ensemble_file(rt: Runtime, trial_id: str) -> Path:
+    """A search's ensemble, named after its best trial, until the job registers it."""
+    return trial_files(rt, trial_id)[0].with_name(f"{trial_id}.ensemble.keras")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -22,26 +21,10 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import ensure_bytes, str_to_bytes
 from kombu.utils.json import dumps
 
+from models.atomic import write_whole
 from models.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-# A name the transport's reader skips: it only takes files named ``<stamp>_<uuid>.<queue>.msg``.
-PARTIAL_SUFFIX = ".partial"
-
-
-def write_whole(path: str | bytes, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees either no file or all of it."""
-    target = os.fsdecode(path)
-    partial = os.path.join(os.path.dirname(target), f".{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 class WholeFileChannel(filesystem.Channel):  # type: ignore[misc]

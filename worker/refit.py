@@ -13,10 +13,11 @@ from typing import Any
 
 import structlog
 
+from models.atomic import write_whole
 from models.db import session_scope
 from models.store import DatasetStore, JobStore, TrialStore
 from worker.coordinator import trial_spec
-from worker.files import refit_files
+from worker.files import refit_files, refit_lock_file
 from worker.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -74,8 +75,7 @@ def refit_best(rt: Runtime, job_id: str, trial_id: str) -> bool:
     """Train the trial's configuration for its best epoch count on train + validation rows; write the
     model and its card (or a card saying why not), which the next coordinator step finishes with.
     False when another worker is already refitting it."""
-    lock = refit_files(rt, trial_id)[1].with_suffix(".lock")
-    with refit_lock(lock, rt.settings.lease_timeout_s) as mine:
+    with refit_lock(refit_lock_file(rt, trial_id), rt.settings.lease_timeout_s) as mine:
         if mine:
             _refit(rt, job_id, trial_id)
         return mine
@@ -121,6 +121,4 @@ def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
         log.warning("refit_failed", job_id=job_id, error=f"{type(exc).__name__}: {exc}")
         model_path.unlink(missing_ok=True)
         card = {"failed": f"{type(exc).__name__}: {exc}"}
-    partial = card_path.with_suffix(".partial")
-    partial.write_text(json.dumps(card))
-    os.replace(partial, card_path)
+    write_whole(card_path, json.dumps(card).encode())

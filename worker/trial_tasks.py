@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import statistics
 from contextlib import ExitStack
@@ -13,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from models.atomic import write_whole
 from models.db import is_transient, session_scope
 from models.spec import JobSpec, SearchSpec
 from models.status import JobStatus, TrialStatus
@@ -333,6 +333,4 @@ def _save_best(rt: Runtime, trial_id: str, best: Any) -> None:
     model_file, card_file = trial_files(rt, trial_id)
     sha = best.save(model_file)
     card = {"task": best.task, "input_schema": best.input_schema, "metrics": best.metrics, "sha256": sha}
-    partial = card_file.with_suffix(".partial")
-    partial.write_text(json.dumps(card))
-    os.replace(partial, card_file)
+    write_whole(card_file, json.dumps(card).encode())

@@ -37,6 +37,14 @@ def load_frame(path: Path, *, has_header: bool) -> tuple[pd.DataFrame, list[dict
     return table.frame, table.columns
 
 
+def load_prepared(
+    csv_path: Path, *, has_header: bool, target: str, spec: JobSpec, refit: bool = False
+) -> Prepared:
+    """A stored dataset parsed and split as ``spec`` says (see ``prepare``)."""
+    frame, columns = load_frame(csv_path, has_header=has_header)
+    return prepare(frame, columns, target=target, spec=spec, refit=refit)
+
+
 def _encode_target(values: pd.Series, task: str) -> tuple[np.ndarray, list[Any]]:
     if task == "regression":
         return values.astype("float32").to_numpy(), []

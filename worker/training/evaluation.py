@@ -11,7 +11,7 @@ import structlog
 
 from models.spec import JobSpec
 from worker.training.baselines import fit_baselines
-from worker.training.data import load_frame, prepare
+from worker.training.data import load_prepared
 from worker.training.ensemble import select_members
 from worker.training.inputs import frame_to_inputs, to_tensors
 from worker.training.scores import PRIMARY, score
@@ -28,6 +28,12 @@ def closing_evaluation(**kwargs: Any) -> dict[str, Any]:
         return {"evaluation_error": f"{type(exc).__name__}: {exc}"}
 
 
+def outputs_of(model: Any, rows: Any, input_schema: dict[str, Any]) -> np.ndarray:
+    """The model's outputs on raw rows (a frame), as float64."""
+    inputs = to_tensors(frame_to_inputs(rows, input_schema["inputs"]))
+    return np.asarray(model.predict(inputs, verbose=0, batch_size=1024), dtype="float64")
+
+
 def choose_members(
     *,
     csv_path: Path,
@@ -39,16 +45,9 @@ def choose_members(
     most: int,
 ) -> list[int]:
     """Which of ``candidates`` (model files, best first) to average, judged on the validation rows."""
-    frame, columns = load_frame(csv_path, has_header=has_header)
-    data = prepare(frame, columns, target=target, spec=spec)
-    inputs = to_tensors(frame_to_inputs(data.x_val, input_schema["inputs"]))
+    data = load_prepared(csv_path, has_header=has_header, target=target, spec=spec)
     outputs = [
-        np.asarray(
-            keras.saving.load_model(path, safe_mode=True, compile=False).predict(
-                inputs, verbose=0, batch_size=1024
-            ),
-            dtype="float64",
-        )
+        outputs_of(keras.saving.load_model(path, safe_mode=True, compile=False), data.x_val, input_schema)
         for path in candidates
     ]
     return select_members(outputs, data.y_val, task=spec.task, n_classes=len(data.classes), most=most)
@@ -72,16 +71,15 @@ def evaluate_job(
     chosen trial's own validation scores before the refit (optimistic for the network, so a flag that
     still fires is no false alarm).
     """
-    frame, columns = load_frame(csv_path, has_header=has_header)
-    data = prepare(frame, columns, target=target, spec=spec)
+    data = load_prepared(csv_path, has_header=has_header, target=target, spec=spec)
     model = keras.saving.load_model(model_path, safe_mode=True)
     n_classes = len(data.classes)
     network: dict[str, float] = {}
     for prefix, (x, y) in {"val_": (data.x_val, data.y_val), "test_": (data.x_test, data.y_test)}.items():
         if len(y) and not (prefix == "val_" and trained_on_validation):
-            inputs = to_tensors(frame_to_inputs(x, input_schema["inputs"]))
-            outputs = np.asarray(model.predict(inputs, verbose=0, batch_size=1024), dtype="float64")
-            network |= score(spec.task, y, outputs, n_classes=n_classes, prefix=prefix)
+            network |= score(
+                spec.task, y, outputs_of(model, x, input_schema), n_classes=n_classes, prefix=prefix
+            )
     found: dict[str, Any] = {"test_rows": len(data.y_test)}
     if not trained_on_validation:
         found["val"] = {k: v for k, v in network.items() if k.startswith("val_")}

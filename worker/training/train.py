@@ -20,7 +20,7 @@ from worker.training.artifacts import save_model
 from worker.training.builder import build_model, build_preprocessor, compile_model, fit_preprocessing
 from worker.training.callbacks import EpochReporter
 from worker.training.checkpoints import Checkpoint
-from worker.training.data import Prepared, class_weights, load_frame, prepare
+from worker.training.data import Prepared, class_weights, load_prepared
 from worker.training.diagnostics import PROBE_ROWS, analyze, make_probe
 from worker.training.engines import EngineChoice, Run, choose_engine, features_matrix
 from worker.training.inputs import frame_to_inputs, to_tensors
@@ -80,8 +80,7 @@ def load_run_data(
     *, csv_path: Path, has_header: bool, target: str, spec: JobSpec, refit: bool = False
 ) -> RunData:
     """Parse, split and fit the preprocessing exactly as the saved model will apply it."""
-    frame, columns = load_frame(csv_path, has_header=has_header)
-    data = prepare(frame, columns, target=target, spec=spec, refit=refit)
+    data = load_prepared(csv_path, has_header=has_header, target=target, spec=spec, refit=refit)
     schema = fit_preprocessing(data.x_train, data.features, spec)
     scale = (
         (float(data.y_train.mean()), float(data.y_train.std()) or 1.0)
@@ -226,8 +225,9 @@ def _train_reference(
     )
 
 
-def _data_key(spec: JobSpec) -> str:
+def _data_key(run: Run) -> str:
     # Runs with the same task, split and preprocessing train on the very same matrices.
+    spec = run.spec
     return json.dumps(
         [
             spec.task,
@@ -237,6 +237,7 @@ def _data_key(spec: JobSpec) -> str:
             spec.evaluation.folds,
             spec.evaluation.fold,
             spec.training.class_weight,
+            run.refit,
         ],
         sort_keys=True,
     )
@@ -249,7 +250,7 @@ def train_runs(*, csv_path: Path, has_header: bool, target: str, runs: list[Run]
     choices = [choose_engine(run.spec) for run in runs]
     for index, run in enumerate(runs):
         if choices[index].engine == "fast":
-            groups.setdefault(_data_key(run.spec) + str(run.refit), []).append(index)
+            groups.setdefault(_data_key(run), []).append(index)
         else:
             results[index] = _reference_run(csv_path, has_header, target, run, choices[index])
     for indices in groups.values():
