@@ -380,7 +380,7 @@ def resolve_spec(
             ("folds", "cross-validates a search's trials; a train job has one split"),
             ("refit", "retrains a search's best trial; a train job trains once"),
         ):
-            if getattr(spec.evaluation, name) > 1:
+            if getattr(spec.evaluation, name) != EvaluationSpec.model_fields[name].default:
                 raise InvalidInput(
                     "invalid_spec",
                     f"spec.evaluation.{name} {why}",

@@ -314,3 +314,12 @@ def test_missing_values_naming_known_column_is_kept() -> None:
     """missing_values keyed by a real column survives resolution."""
     spec = resolve({"preprocessing": {"missing_values": {"x": [0, "?"]}}}, "y", BINARY)
     assert spec.preprocessing.missing_values == {"x": [0, "?"]}
+
+
+def test_search_only_evaluation_options_on_a_train_job_are_refused() -> None:
+    """Ensemble, folds and refit act after a search's trials: on a train job each is a 422 naming it."""
+    for option in ({"ensemble": 3}, {"folds": 3}, {"refit": True}):
+        with pytest.raises(InvalidInput) as caught:
+            resolve({"evaluation": option}, "y", BINARY)
+        [name] = option
+        assert [e.loc for e in caught.value.errors] == [("spec", "evaluation", name)]
