@@ -16,7 +16,7 @@ from api.observability import install_metrics
 from api.openapi import install_openapi
 from api.queue import JobQueue
 from api.rate_limits import RateLimits
-from api.routes import datasets, health, jobs, models, streams
+from api.routes import datasets, health, jobs, models, streams, webhooks
 from models.db import make_engine, make_sessionmaker
 from models.logs import configure_logging
 from models.settings import Settings
@@ -64,6 +64,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = install_metrics(app)
     install_error_handlers(app)
     install_openapi(app)
-    for router in (health.router, datasets.router, jobs.router, streams.router, models.router):
+    for router in (
+        health.router,
+        datasets.router,
+        jobs.router,
+        streams.router,
+        models.router,
+        webhooks.router,
+    ):
         app.include_router(router)
     return app

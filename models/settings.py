@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +79,19 @@ class Settings(BaseSettings):
     rate_limit_reads: str = "1200/minute"
     rate_limit_writes: str = "120/minute"
     rate_limit_failed_auth: str = "30/minute"
+
+    # Webhooks, sent by the beat process: it looks for new events and due deliveries this often.
+    webhook_poll_s: float = Field(default=1.0, gt=0)
+    # Delays before each retry after a failed first attempt (the Standard Webhooks schedule: 5 s,
+    # 5 min, 30 min, 2 h, 5 h, 10 h); past the last one a delivery is failed. JSON in the variable.
+    webhook_retry_schedule_s: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0]
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
+    # Loopback, RFC 1918, link-local and other non-global addresses are refused unless this is on
+    # (a receiver on the same host or network: tests, on-premise setups).
+    webhook_allow_private: bool = False
 
     @computed_field  # type: ignore[prop-decorator]
     @property

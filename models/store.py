@@ -18,9 +18,21 @@ from sqlalchemy.orm import Session
 from models.base import json_safe, utcnow
 from models.errors import Conflict, InvalidInput, NotFound
 from models.status import ALLOWED_FROM, TERMINAL, TRIAL_ALLOWED_FROM, TRIAL_TERMINAL, JobStatus, TrialStatus
-from models.tables import ApiKey, Dataset, EpochMetric, Job, JobEvent, Model, Tenant, Trial, TrialEvent
+from models.tables import (
+    ApiKey,
+    Dataset,
+    EpochMetric,
+    Job,
+    JobEvent,
+    Model,
+    Tenant,
+    Trial,
+    TrialEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
-Row = TypeVar("Row", Dataset, Job)
+Row = TypeVar("Row", Dataset, Job, WebhookEndpoint, WebhookDelivery)
 T = TypeVar("T")
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
 

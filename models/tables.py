@@ -1,11 +1,12 @@
-"""The persistent entities: tenants and keys, datasets, jobs with their history, trials, models."""
+"""The persistent entities: tenants and keys, datasets, jobs with their history, trials, models,
+webhook endpoints and their deliveries."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, CreatedAtMixin, JsonType, id_column, new_id
@@ -100,12 +101,20 @@ class StatusEventMixin:
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
+    # The webhook outbox: set once the webhook dispatcher has written this event's deliveries.
+    fanned_out_at: Mapped[datetime | None]
+
+
+PENDING_FAN_OUT = text("fanned_out_at IS NULL")
 
 
 class JobEvent(StatusEventMixin, Base):
     """One status change of a job."""
 
     __tablename__ = "job_event"
+    __table_args__ = (
+        Index("ix_job_event_fan_out", "id", postgresql_where=PENDING_FAN_OUT, sqlite_where=PENDING_FAN_OUT),
+    )
 
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
 
@@ -114,6 +123,14 @@ class TrialEvent(StatusEventMixin, Base):
     """One status change of a trial."""
 
     __tablename__ = "trial_event"
+    __table_args__ = (
+        Index(
+            "ix_trial_event_fan_out",
+            "id",
+            postgresql_where=text("fanned_out_at IS NULL AND to_status = 'completed'"),
+            sqlite_where=text("fanned_out_at IS NULL AND to_status = 'completed'"),
+        ),
+    )
 
     trial_id: Mapped[str] = mapped_column(ForeignKey("trial.id", ondelete="CASCADE"), index=True)
 
@@ -178,3 +195,50 @@ class Model(CreatedAtMixin, Base):
     size_bytes: Mapped[int]
     # Other formats made of it ({format: {storage_key, sha256, bytes, parity}}), by POST .../export.
     exports: Mapped[dict[str, Any] | None]
+
+
+class WebhookEndpoint(CreatedAtMixin, Base):
+    """A tenant's URL subscribed to events; ``secret`` (``whsec_...``) signs every delivery."""
+
+    __tablename__ = "webhook_endpoint"
+    __table_args__ = (Index("ix_webhook_endpoint_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = id_column("wh")
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str | None] = mapped_column(String(500))
+    events: Mapped[list[str]] = mapped_column(JsonType)  # ["*"]: every event
+    # HMAC needs the key itself, so it is stored as given out (unlike API keys, stored as hashes).
+    secret: Mapped[str] = mapped_column(String(64))
+
+
+class WebhookDelivery(CreatedAtMixin, Base):
+    """One event for one endpoint: the body sent on every attempt, and when the next attempt is due."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "source", name="uq_webhook_delivery_endpoint_source"),
+        Index("ix_webhook_delivery_endpoint_created", "endpoint_id", "created_at", "id"),
+        Index(
+            "ix_webhook_delivery_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[str] = id_column("msg")  # the webhook-id header: the same on every attempt
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoint.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(64))  # the outbox row it came from, e.g. "job_event:7"
+    job_id: Mapped[str | None] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)  # serialized once, so every attempt signs the same bytes
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Due time while pending; while a dispatcher holds it (claim_token), when its hold lapses.
+    next_attempt_at: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    delivered_at: Mapped[datetime | None]

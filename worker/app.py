@@ -120,4 +120,12 @@ def _start_reaper(**_: object) -> None:
     start_in_beat(Settings().reap_interval_s)
 
 
+@beat_init.connect
+def _start_webhooks(**_: object) -> None:
+    # Deliveries are sent from beat too: a backlog of training on the job queue never delays them.
+    from worker.webhook_dispatcher import start_in_beat
+
+    start_in_beat()
+
+
 app = create_celery(Settings())

@@ -17,7 +17,23 @@ from ._errors import (
     TuneforgeError,
     ValidationError,
 )
-from .types import Best, Dataset, Ensemble, EpochMetrics, Event, Export, Job, Model, StreamEvent, Trial
+from ._signature import WebhookVerificationError, verify
+from .types import (
+    Best,
+    Dataset,
+    Delivery,
+    DeliveryAttempt,
+    Ensemble,
+    EpochMetrics,
+    Event,
+    Export,
+    Job,
+    Model,
+    StreamEvent,
+    Trial,
+    Webhook,
+    WebhookCreated,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -30,6 +46,8 @@ __all__ = [
     "Client",
     "ConflictError",
     "Dataset",
+    "Delivery",
+    "DeliveryAttempt",
     "Ensemble",
     "EpochMetrics",
     "Event",
@@ -46,4 +64,8 @@ __all__ = [
     "Trial",
     "TuneforgeError",
     "ValidationError",
+    "Webhook",
+    "WebhookCreated",
+    "WebhookVerificationError",
+    "verify",
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._base import Call
-from .types import Dataset, EpochMetrics, Event, Export, Job, Model, Trial
+from .types import Dataset, Delivery, EpochMetrics, Event, Export, Job, Model, Trial, Webhook, WebhookCreated
 
 FileInput = str | Path | bytes | IO[bytes]
 
@@ -116,4 +116,33 @@ def download_export(model_id: str, fmt: str) -> Call:
 def predict(model_id: str, rows: list[dict[str, Any]]) -> Call:
     return Call(
         "POST", f"/v1/models/{model_id}/predict", lambda r: r.json()["predictions"], json={"rows": rows}
+    )
+
+
+def create_webhook(url: str, events: list[str] | None, description: str | None) -> Call:
+    body: dict[str, Any] = {"url": url, "events": events or ["*"]}
+    if description is not None:
+        body["description"] = description
+    return Call(
+        "POST",
+        "/v1/webhooks",
+        lambda r: WebhookCreated.model_validate(r.json()),
+        json=body,
+        retry_unsent_only=True,  # a retried create would make a second endpoint with another secret
+    )
+
+
+def get_webhook(webhook_id: str) -> Call:
+    return Call("GET", f"/v1/webhooks/{webhook_id}", lambda r: Webhook.model_validate(r.json()))
+
+
+def delete_webhook(webhook_id: str) -> Call:
+    return Call("DELETE", f"/v1/webhooks/{webhook_id}", lambda r: None)
+
+
+def redeliver(webhook_id: str, delivery_id: str) -> Call:
+    return Call(
+        "POST",
+        f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        lambda r: Delivery.model_validate(r.json()),
     )

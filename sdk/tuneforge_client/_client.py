@@ -17,6 +17,7 @@ from . import _calls as calls
 from ._base import RETRYABLE_STATUSES, Call, backoff, resolve_api_key, resolve_base_url, retry_after
 from ._errors import APIConnectionError, APITimeoutError, JobFailed, TuneforgeError, error_for
 from ._progress import JobProgress
+from ._webhooks import AsyncWebhooks, Webhooks
 from .types import Dataset, EpochMetrics, Event, Export, Job, Model, StreamEvent, Trial
 
 DEFAULT_POLL_S = 2.0
@@ -73,7 +74,7 @@ def _checked(content: bytes, sha256: str, path: Path, *, what: str = "the downlo
 
 
 class Client:
-    """Synchronous client: ``client.datasets``, ``client.jobs``, ``client.models``."""
+    """Synchronous client: ``client.datasets``, ``client.jobs``, ``client.models``, ``client.webhooks``."""
 
     def __init__(
         self,
@@ -94,6 +95,7 @@ class Client:
         self.datasets = Datasets(self)
         self.jobs = Jobs(self)
         self.models = Models(self)
+        self.webhooks = Webhooks(self)
 
     def call(self, call: Call) -> Any:
         """Send ``call``, retrying connection errors, 408, 429 and 5xx with backoff (Retry-After first)."""
@@ -306,6 +308,7 @@ class AsyncClient:
         self.datasets = AsyncDatasets(self)
         self.jobs = AsyncJobs(self)
         self.models = AsyncModels(self)
+        self.webhooks = AsyncWebhooks(self)
 
     async def call(self, call: Call) -> Any:
         """Send ``call`` with the same retry policy as ``Client.call``."""

@@ -207,3 +207,58 @@ class Model(_Model):
     created_at: datetime
     # Other formats made with POST /v1/models/{id}/export: {format: {bytes, sha256, parity}}.
     exports: dict[str, Any] = {}
+
+
+WebhookEvent = Literal[
+    "*",
+    "job.queued",
+    "job.running",
+    "job.cancelling",
+    "job.succeeded",
+    "job.failed",
+    "job.cancelled",
+    "trial.completed",
+]
+
+
+class Webhook(_Model):
+    """An endpoint subscribed to events."""
+
+    id: str
+    url: str
+    events: list[str]
+    description: str | None = None
+    created_at: datetime
+
+
+class WebhookCreated(Webhook):
+    """A new endpoint and its signing secret (``whsec_...``), which is not shown again."""
+
+    secret: str
+
+
+class DeliveryAttempt(_Model):
+    """One attempt of a delivery: the receiver's status code, or why there was none."""
+
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int
+
+
+class Delivery(_Model):
+    """One event for one endpoint, from the delivery log."""
+
+    id: str
+    endpoint_id: str
+    event: str
+    job_id: str | None = None
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    last_status_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    created_at: datetime
+    history: list[DeliveryAttempt]
+    payload: dict[str, Any]

@@ -20,6 +20,10 @@ PAIRS = [
     (types.Trial, "TrialOut"),
     (types.EpochMetrics, "EpochOut"),
     (types.Model, "ModelOut"),
+    (types.Webhook, "WebhookOut"),
+    (types.WebhookCreated, "WebhookCreated"),
+    (types.DeliveryAttempt, "AttemptOut"),
+    (types.Delivery, "DeliveryOut"),
 ]
 
 
@@ -44,5 +48,5 @@ def test_sdk_model_matches_the_server_schema(
 
 def test_every_list_endpoint_pages_with_items_and_next_cursor(schemas: dict[str, Any]) -> None:
     """The pages the SDK walks have exactly items and next_cursor."""
-    for page in ("DatasetPage", "JobPage"):
+    for page in ("DatasetPage", "JobPage", "WebhookPage", "DeliveryPage"):
         assert set(schemas[page]["properties"]) == {"items", "next_cursor"}
