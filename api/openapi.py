@@ -67,6 +67,7 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
 # OpenAPI links: how a client (and a stateful fuzzer) follows an answer to the next call.
 _DATASET = {"dataset_id": "$response.body#/id"}
 _JOB = {"job_id": "$response.body#/id"}
+_WEBHOOK = {"webhook_id": "$response.body#/id"}
 LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
     ("post", "/v1/datasets", "201"): {
         "GetDataset": {"operationId": "get_dataset_v1_datasets__dataset_id__get", "parameters": _DATASET},
@@ -83,6 +84,14 @@ LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
             ("JobEvents", "job_events_v1_jobs__job_id__events_get"),
             ("JobTrials", "job_trials_v1_jobs__job_id__trials_get"),
             ("JobMetrics", "job_metrics_v1_jobs__job_id__metrics_get"),
+        )
+    },
+    ("post", "/v1/webhooks", "201"): {
+        name: {"operationId": operation_id, "parameters": _WEBHOOK}
+        for name, operation_id in (
+            ("GetWebhook", "get_webhook_v1_webhooks__webhook_id__get"),
+            ("WebhookDeliveries", "list_deliveries_v1_webhooks__webhook_id__deliveries_get"),
+            ("DeleteWebhook", "delete_webhook_v1_webhooks__webhook_id__delete"),
         )
     },
 }

@@ -84,6 +84,6 @@ def test_the_fuzzer_finds_no_server_error_and_no_schema_violation(
     print(summary)
     tested = re.search(r"Tested:\s+(\d+)", summary)
     cases = re.search(r"(\d+) generated", summary)
-    assert tested and int(tested.group(1)) == 19, summary
-    assert cases and int(cases.group(1)) >= 19 * 10, summary
+    assert tested and int(tested.group(1)) == 25, summary
+    assert cases and int(cases.group(1)) >= 25 * 10, summary
     assert run.returncode == 0, report[-20000:]
