@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.body_limit import MULTIPART_SLACK, BodyLimit
+from api.dashboard import install_dashboard
 from api.errors import install_error_handlers
 from api.job_snapshots import JobSnapshots
 from api.key_cache import KeyCache
@@ -73,4 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks.router,
     ):
         app.include_router(router)
+    install_dashboard(app)
     return app
