@@ -145,6 +145,7 @@ def test_sign_in_follow_a_live_search_cancel_it_and_predict(
     page.click(f"a[href='#/jobs/{search['id']}']")
     first, later = _see_curve_grow(page)
     assert later["points"] > first["points"] and later["trial"] == first["trial"]
+    screenshots.take(page, "02-search-live")
     # The leaderboard fills: a trial completes with a score while the search still runs.
     page.wait_for_selector("#leaderboard tbody tr:has([data-status='completed'])")
     assert _page_state(page)["status"] == "running"
@@ -153,7 +154,6 @@ def test_sign_in_follow_a_live_search_cancel_it_and_predict(
     numbers = [int(n) for n in rows.evaluate_all("rows => rows.map(r => r.dataset.trial)")]
     assert numbers == sorted(numbers, reverse=True) and len(numbers) >= 2
     page.wait_for_selector("#grad-norms svg[data-points]:not([data-points='0'])")
-    screenshots.take(page, "02-search-running")
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#cancel-job")

@@ -4,7 +4,7 @@ import { s, fmt } from "./dom.js";
 const H = 320;
 const TOP = 28;
 const BOTTOM = 44;
-const GAP = 120;
+const GAP = 100;
 const MISSING = "n/a";
 
 /** How one axis places values: numbers linearly (log10 when positive and spanning 2+ decades), others as evenly spaced categories. */
@@ -41,9 +41,10 @@ function colour(goodness) {
 }
 
 /** trials: [{number, hyperparameters, score}]; direction "max" or "min". */
-export function parallelCoordinates({ trials, direction = "max", onPick = null }) {
+/** `only`: the hyperparameters to draw, in that order (default: all, by name). */
+export function parallelCoordinates({ trials, direction = "max", onPick = null, only = null }) {
   const scored = trials.filter((t) => Number.isFinite(t.score));
-  const names = [...new Set(scored.flatMap((t) => Object.keys(t.hyperparameters || {})))].sort();
+  const names = only || [...new Set(scored.flatMap((t) => Object.keys(t.hyperparameters || {})))].sort();
   // The score first, as Optuna draws it: always in view when the chart scrolls sideways.
   const axes = [axisOf("score", scored.map((t) => t.score))];
   axes.push(...names.map((n) => axisOf(n, scored.map((t) => (t.hyperparameters || {})[n]))));
@@ -60,8 +61,8 @@ export function parallelCoordinates({ trials, direction = "max", onPick = null }
   const hi = Math.max(...scores);
   const lines = s("g", { class: "lines" });
   // Best trials drawn last, so they stay on top.
-  const order = [...scored].sort((a, b) => (direction === "max" ? a.score - b.score : b.score - a.score));
-  for (const trial of order) {
+  const bestLast = [...scored].sort((a, b) => (direction === "max" ? a.score - b.score : b.score - a.score));
+  for (const trial of bestLast) {
     const goodness = hi > lo ? (direction === "max" ? trial.score - lo : hi - trial.score) / (hi - lo) : 1;
     const values = [trial.score, ...names.map((n) => (trial.hyperparameters || {})[n])];
     const d = values.map((v, i) => `${i ? "L" : "M"}${x(i)},${axes[i].pos(v).toFixed(1)}`).join("");

@@ -4,6 +4,8 @@ import { importance } from "../importance.js";
 import { parallelCoordinates } from "../parallel.js";
 import { badge, duration, fmt, h, fill } from "../dom.js";
 
+const MAX_SHOWN = 10;
+
 function hpNames(trials) {
   return [...new Set(trials.flatMap((t) => Object.keys(t.hyperparameters || {})))].sort();
 }
@@ -70,6 +72,9 @@ export function renderSearch(root, { trials, direction, objective, sort, selecte
   const scored = trials.filter((t) => Number.isFinite(t.score));
   const points = scored.map((t) => ({ x: t.number, y: t.score, label: `trial ${t.number}: ${fmt(t.score)}`, number: t.number }));
   const ranks = importance(trials);
+  // Hyperparameters that explain (nearly) nothing would only crowd the bars and the axes.
+  const shown = ranks.filter((r) => r.share >= 0.005).slice(0, MAX_SHOWN);
+  const hidden = ranks.length - shown.length;
   fill(
     root,
     h("section", { class: "card" }, h("h2", {}, `Leaderboard (${trials.length} trials)`), leaderboard({ trials, sort, selected, onSort, onPick })),
@@ -79,12 +84,13 @@ export function renderSearch(root, { trials, direction, objective, sort, selecte
         h("p", { class: "hint" }, "Dots: each trial's score; line: the best so far.")),
       h("section", { class: "card", id: "importance" }, h("h2", {}, "Hyperparameter importance"),
         ranks.length
-          ? barChart({ title: "importance", bars: ranks.map((r) => ({ label: r.name, value: r.share })) })
+          ? [barChart({ title: "importance", bars: shown.map((r) => ({ label: r.name, value: r.share })) }),
+            hidden ? h("p", { class: "hint" }, `${hidden} more explain under 0.5 % each.`) : null]
           : h("p", { class: "empty" }, "Needs 3 scored trials."),
         h("p", { class: "hint" }, "Each hyperparameter's share of the score's variance it explains on its own (ε², the correlation ratio corrected for chance; numbers in up to 4 quantile bins), scaled to sum to 100 % as Optuna's importances are. A rough, one-at-a-time estimate: interactions are not seen.")),
     ),
     h("section", { class: "card", id: "parallel" }, h("h2", {}, "Hyperparameters against the score"),
-      h("div", { class: "scroll" }, parallelCoordinates({ trials, direction, onPick: (t) => onPick(t.number) })),
-      h("p", { class: "hint" }, "One line per scored trial; darker blue is better. Click a line to open its trial.")),
+      h("div", { class: "scroll" }, parallelCoordinates({ trials, direction, onPick: (t) => onPick(t.number), only: shown.length ? shown.map((r) => r.name) : null })),
+      h("p", { class: "hint" }, `One line per scored trial; darker blue is better. Axes: the ${MAX_SHOWN} most important hyperparameters at most, most important first. Click a line to open its trial.`)),
   );
 }

@@ -27,7 +27,8 @@ function gradNormSeries(rows) {
 
 function flagsList(diagnostics) {
   const flags = (diagnostics && diagnostics.flags) || [];
-  if (!flags.length) return h("p", { class: "ok" }, diagnostics ? "No problems flagged." : "Diagnostics come with the trial's result.");
+  if (!diagnostics) return h("p", { class: "muted" }, "Diagnostics come with the trial's result.");
+  if (!flags.length) return h("p", { class: "ok" }, "No problems flagged.");
   return h(
     "ul",
     { class: "flags" },
