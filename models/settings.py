@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Searches run many short tasks; a fresh child re-imports TensorFlow (~3.5 s), so recycle rarely
     # and clear Keras state per run instead (keras-tuner#395 leaks are bounded by this).
     worker_max_tasks_per_child: int = 200
+    # A fresh worker child loads the training stack (TensorFlow, JAX) while it waits for work, so its
+    # first job does not pay the ~3 s import.
+    preload_training: bool = True
     # Training workers run at this niceness so that, on a machine they share with the API or the
     # predictor, polls and predictions are served first (training is batch work; 0 turns this off).
     trainer_nice: int = Field(default=10, ge=0, le=19)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import threading
 
 import structlog
 from celery import Celery
@@ -20,7 +22,7 @@ from models.logs import configure_logging
 from models.settings import Settings
 from worker import draining
 from worker.local_broker import use_local_broker
-from worker.runtime import reset_runtime
+from worker.runtime import reset_runtime, runtime
 
 # TensorFlow (imported later, inside tasks) reads this once: keep its C++ banner out of logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -71,6 +73,20 @@ def create_celery(settings: Settings) -> Celery:
 def _fresh_process_state(**_: object) -> None:
     # Engines and sockets do not survive fork: every child builds its own.
     reset_runtime()
+
+
+@worker_process_init.connect
+def _preload_training(**_: object) -> None:
+    # In a thread: Celery gives a new child 4 s to report itself up, and the import takes about that.
+    # A task that arrives meanwhile waits on the same import (Python's import lock), never twice.
+    if Settings().preload_training:
+        threading.Thread(target=_load_training_stack, name="preload-training", daemon=True).start()
+
+
+def _load_training_stack() -> None:
+    runtime()  # sets the compiled-program cache folder, which JAX reads when it is first imported
+    for module in ("worker.training.train", "worker.training.fast.population"):
+        importlib.import_module(module)
 
 
 @worker_init.connect
