@@ -2,23 +2,66 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from models.spec import JobSpec
 
 MAX_PROGRAMS = 3  # more programs mean more compiles (seconds each on a CPU, cached on disk after)
-MIN_SAVING = 0.25  # an extra program must save at least this share of the padded compute
+# Another program is worth its compile when it saves more training time than the compile takes.
+COMPILE_S = 3.0  # one program's compile on a CPU (2-5 s measured, more for deeper networks)
+MACS_PER_S = 5e9  # multiply-adds a second these small padded networks sustain on a CPU (cautious)
+# Programs are padded to a few sizes, so searches (and populations of one search) with different
+# trials compile the same programs: a compile costs 2-5 s on a CPU, a cached program nothing.
+DEPTHS = (0, 1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32)
+WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+# The member count is part of a program's shapes too: a population is filled up with idle members.
+MEMBERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
+def _rung(value: int, ladder: tuple[int, ...]) -> int:
+    """The smallest size of the ladder that holds ``value`` (past its top: the next multiple of it)."""
+    top = ladder[-1]
+    return next((size for size in ladder if size >= value), -(-value // top) * top)
+
+
+def padded_depth(depth: int) -> int:
+    """How many hidden layers a program holding a network ``depth`` deep is built with."""
+    return _rung(depth, DEPTHS)
+
+
+def padded_width(width: int) -> int:
+    """How many units a program holding layers ``width`` wide gives each hidden layer."""
+    return _rung(width, WIDTHS)
+
+
+def padded_members(count: int) -> int:
+    """How many members a program training ``count`` runs is built for (the rest never train)."""
+    return _rung(count, MEMBERS)
+
+
+def layer_widths(specs: Sequence[JobSpec]) -> tuple[tuple[int, ...], int]:
+    """Units of each hidden layer of a program holding ``specs`` (its widest member's there), and the
+    width the output layer reads (the widest last hidden layer), each padded to the ladder."""
+    depth = padded_depth(max(len(s.model.layers) for s in specs))
+    widths = tuple(
+        padded_width(max((s.model.layers[i].units for s in specs if i < len(s.model.layers)), default=1))
+        for i in range(depth)
+    )
+    return widths, padded_width(max((s.model.layers[-1].units for s in specs if s.model.layers), default=1))
 
 
 def step_cost(specs: Sequence[JobSpec], n_features: int) -> float:
-    """Multiply-adds per row of one program holding ``specs``, padded to its deepest and widest member."""
-    depth = max(len(s.model.layers) for s in specs)
-    width = max((layer.units for s in specs for layer in s.model.layers), default=1)
-    return len(specs) * (n_features * width + max(depth - 1, 0) * width * width + width)
+    """Multiply-adds per row of one program holding ``specs``, each layer padded to its widest member."""
+    widths, last = layer_widths(specs)
+    sizes = [n_features, *widths]
+    hidden = sum(a * b for a, b in itertools.pairwise(sizes))
+    return padded_members(len(specs)) * (hidden + (last if widths else n_features))
 
 
-def split_by_shape(specs: Sequence[JobSpec], n_features: int) -> list[list[int]]:
-    """Indices of ``specs`` grouped into at most MAX_PROGRAMS programs, each a run of similar shapes."""
+def split_by_shape(specs: Sequence[JobSpec], n_features: int, *, rows: int) -> list[list[int]]:
+    """Indices of ``specs`` grouped into at most MAX_PROGRAMS programs, each a run of similar shapes:
+    as many as pay for their compile in padding they avoid (on ``rows`` training rows)."""
     order = sorted(
         range(len(specs)),
         key=lambda i: (len(specs[i].model.layers), max((u.units for u in specs[i].model.layers), default=0)),
@@ -38,10 +81,9 @@ def split_by_shape(specs: Sequence[JobSpec], n_features: int) -> list[list[int]]
                 value = best[k - 1][i] + cost(i, j)
                 if value < best[k][j]:
                     best[k][j], cut[k][j] = value, i
-    programs = 1
-    for k in range(2, MAX_PROGRAMS + 1):
-        if best[k][n] <= best[programs][n] * (1 - MIN_SAVING):
-            programs = k
+    # Forward and backward passes: about three multiply-adds per weight, row and epoch.
+    seconds_per_mac = 3 * rows * max(s.training.epochs for s in specs) / MACS_PER_S
+    programs = min(range(1, MAX_PROGRAMS + 1), key=lambda k: best[k][n] * seconds_per_mac + k * COMPILE_S)
     groups, end = [], n
     for k in range(programs, 0, -1):
         start = cut[k][end]

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from worker.training.fast.network import (
     Shape,
@@ -26,7 +27,13 @@ from worker.training.fast.network import (
     read_totals,
     row_losses,
 )
-from worker.training.fast.optimizers import applied_gradient, keras_optimizer
+from worker.training.fast.optimizers import (
+    FamilyState,
+    applied_gradient,
+    clip_by_norm,
+    family_init,
+    family_update,
+)
 
 MAX_CHUNK = 64  # epochs one call may run (the size of its metrics buffers)
 
@@ -36,7 +43,6 @@ class Plan:
     """The static part of a bucket's program: network shape and training rules shared by its members."""
 
     shape: Shape
-    optimizers: tuple[str, ...]  # every optimizer of the bucket runs; each member applies its own
     clipnorm: bool
     clipvalue: bool
     batch_size: int
@@ -51,35 +57,27 @@ class Plan:
     weighted: bool = False
 
 
-def _optimizers(plan: Plan, cfg: dict[str, Any]) -> list[optax.GradientTransformation]:
-    # Learning rate and clipping values are traced, so members of one program may differ in them.
-    return [
-        keras_optimizer(
-            name,
-            cfg["learning_rate"],
-            clipnorm=cfg["clipnorm"] if plan.clipnorm else None,
-            clipvalue=cfg["clipvalue"] if plan.clipvalue else None,
-        )
-        for name in plan.optimizers
-    ]
+def _flat(tree: Any) -> jax.Array:
+    """Every weight in one vector: the optimizers' elementwise rules then compile once, not per tensor
+    (a deep padded network has dozens of tensors; per tensor, they were most of the program)."""
+    return ravel_pytree(tree)[0]
 
 
 @partial(jax.jit, static_argnums=0)
 def start_members(plan: Plan, params: Any, cfgs: dict[str, Any], seeds: jax.Array) -> dict[str, Any]:
     """Every member's training state from its initial weights: optimizer state, RNG, early stopping."""
-    depth, width = plan.shape.depth, plan.shape.width
+    widths = plan.shape.widths
 
     def one(p, cfg, seed):
         stats = (
-            {"mean": [jnp.zeros(width)] * depth, "var": [jnp.ones(width)] * depth}
+            {"mean": [jnp.zeros(w) for w in widths], "var": [jnp.ones(w) for w in widths]}
             if plan.shape.batch_norm
             else {"mean": [], "var": []}
         )
         return {
             "params": p,
             "stats": stats,
-            # One state per optimizer of the program (only the member's own is ever used).
-            "opt_state": tuple(tx.init(p) for tx in _optimizers(plan, cfg)),
+            "opt_state": family_init(_flat(p), cfg["optimizer"]),
             "rng": jax.random.key_data(jax.random.split(jax.random.key(seed))[1]),
             "epoch": jnp.int32(0),
             "best": jnp.float32(-jnp.inf if plan.maximize else jnp.inf),
@@ -94,17 +92,15 @@ def start_members(plan: Plan, params: Any, cfgs: dict[str, Any], seeds: jax.Arra
     return jax.vmap(one)(params, cfgs, seeds)
 
 
-def _update(plan: Plan, cfg: dict[str, Any], grads: Any, state: tuple[Any, ...], params: Any):
-    """The member's own optimizer step; a bucket mixing optimizers computes each and keeps the member's."""
-    steps = [tx.update(grads, s, params) for tx, s in zip(_optimizers(plan, cfg), state, strict=True)]
-    if len(steps) == 1:
-        return steps[0][0], (steps[0][1],)
-    which = cfg["optimizer"]
-    updates = jax.tree_util.tree_map(
-        lambda *leaves: jnp.select([which == k for k in range(len(leaves))], list(leaves)),
-        *[u for u, _ in steps],
-    )
-    return updates, tuple(s for _, s in steps)
+def _update(plan: Plan, cfg: dict[str, Any], grads: Any, state: FamilyState):
+    """The member's own optimizer step, after Keras' clipping (by norm per tensor, then by value)."""
+    if plan.clipnorm:
+        grads = jax.tree_util.tree_map(lambda g: clip_by_norm(g, cfg["clipnorm"]), grads)
+    flat_grads, unflatten = ravel_pytree(grads)
+    if plan.clipvalue:
+        flat_grads = jnp.clip(flat_grads, -cfg["clipvalue"], cfg["clipvalue"])
+    updates, state = family_update(flat_grads, state, cfg["optimizer"], cfg["learning_rate"])
+    return unflatten(updates), state
 
 
 def _probe(plan: Plan, params, stats, cfg, data, key):
@@ -156,7 +152,7 @@ def _epoch(plan: Plan, member, cfg, data):
             return loss, (predicted, new_stats)
 
         (loss, (predicted, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = _update(plan, cfg, grads, opt_state, params)
+        updates, opt_state = _update(plan, cfg, grads, opt_state)
         params = optax.apply_updates(params, updates)
         totals = add_totals(
             shape, totals, loss, lax.stop_gradient(predicted), y, w, rw if plan.weighted else None

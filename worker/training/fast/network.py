@@ -1,9 +1,9 @@
 """The guide's dense network as pure JAX functions, padded so trials of different shapes share one program.
 
-A member (one trial's run) has up to ``depth`` hidden layers of up to ``width`` units. Units beyond a
-layer's own width are masked to zero and layers beyond its own depth pass their input through, so
-the padded network computes exactly what the member's own network would, and padded weights get
-zero gradients (they stay zero under every optimizer).
+A member (one trial's run) has up to ``depth`` hidden layers, layer i of up to ``widths[i]`` units. Units
+beyond a layer's own width are masked to zero and the output layer reads the member's own last hidden
+layer, so the padded network computes exactly what the member's own network would, and padded weights
+get zero gradients (they stay zero under every optimizer).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class Shape:
     n_features: int
     n_outputs: int
     depth: int
-    width: int
+    widths: tuple[int, ...]  # units of each hidden layer: as many as its widest member's layer there
+    last_width: int  # what the output layer reads: each member's own last hidden layer, zero-padded
     activations: tuple[str, ...]
     batch_norm: bool
 
@@ -54,6 +55,14 @@ class Shape:
         """History keys in Keras' order: training metrics, then the same on validation."""
         names = METRICS[self.task]
         return names + tuple(f"val_{n}" for n in names)
+
+
+def _resized(h: jax.Array, width: int) -> jax.Array:
+    """A layer's activations at another width: a member's own units come first, so zeros pad them,
+    or a narrower width still keeps them all."""
+    if h.shape[-1] >= width:
+        return h[..., :width]
+    return jnp.pad(h, [(0, 0)] * (h.ndim - 1) + [(0, width - h.shape[-1])])
 
 
 def _activate(shape: Shape, z: jax.Array, which: jax.Array) -> jax.Array:
@@ -75,7 +84,7 @@ def forward(
     weights: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, Any], list[jax.Array]]:
     """Raw outputs (logits, or the standardized regression value), updated BN stats, hidden activations."""
-    h = x
+    h = last = x
     new_stats: dict[str, Any] = {"mean": [], "var": []}
     hidden = []
 
@@ -98,10 +107,13 @@ def forward(
             keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - rate, a.shape)
             a = jnp.where(keep, a / (1.0 - rate), 0.0)
         hidden.append(a)
-        h = a if i == 0 else jnp.where(cfg["active"][i], a, h)
+        h = a
+        # A shallower member's output reads its own last layer; the layers past it compute unused values.
+        mine = _resized(a, shape.last_width)
+        last = mine if i == 0 else jnp.where(cfg["last"] == i, mine, last)
     if shape.batch_norm and not training:
         new_stats = stats
-    return h @ params["out_kernel"] + params["out_bias"], new_stats, hidden
+    return last @ params["out_kernel"] + params["out_bias"], new_stats, hidden
 
 
 def predictions(shape: Shape, raw: jax.Array, cfg: dict[str, Any]) -> jax.Array:

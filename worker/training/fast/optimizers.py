@@ -1,55 +1,82 @@
-"""Keras' optimizers and clipping rules expressed with optax, at Keras' default constants."""
+"""Keras' optimizers (at its default constants) as one elementwise rule over a flat weight vector.
+
+Every member of a population may use a different optimizer. Each rule below is optax's (``optax.adam``,
+``nadam``, ``rmsprop``, ``sgd``, ``adagrad``, ``adadelta`` with Keras' constants; the test checks them
+against optax step by step), written over one shared state, so a program computes all of them in one
+fused pass over the weights and keeps the member's own. The optimizer is then a traced number, not part
+of the compiled program: populations mixing optimizers share programs, and pay for one update.
+"""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
-import optax
 
 # Keras uses epsilon 1e-7 everywhere and adds it outside the square root (optax's default differs).
 KERAS_EPSILON = 1e-7
+OPTIMIZERS = ("sgd", "adam", "nadam", "rmsprop", "adagrad", "adadelta")
+ADAM_B1, ADAM_B2 = 0.9, 0.999
+RMSPROP_RHO = 0.9
+ADADELTA_RHO = 0.95
+ADAGRAD_START = 0.1  # Keras' initial_accumulator_value
 
 
-def _clip_by_norm(grad: jax.Array, max_norm: float | jax.Array) -> jax.Array:
+class FamilyState(NamedTuple):
+    """What any of the optimizers keeps between steps (each uses the parts it needs)."""
+
+    steps: jax.Array  # steps taken (Adam's bias correction)
+    mu: jax.Array  # first moment: adam, nadam
+    nu: jax.Array  # mean or sum of squared gradients: adam, nadam, rmsprop, adagrad; adadelta's E[g^2]
+    ex: jax.Array  # adadelta's E[dx^2]
+
+
+def clip_by_norm(grad: jax.Array, max_norm: float | jax.Array) -> jax.Array:
+    """One gradient tensor rescaled to at most ``max_norm`` (Keras' clipnorm, per tensor)."""
     norm = jnp.sqrt(jnp.sum(grad * grad))
     return grad * jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-30))
 
 
-def clip_each_by_norm(max_norm: float | jax.Array) -> optax.GradientTransformation:
-    """Keras' ``clipnorm``: every gradient tensor is rescaled to at most ``max_norm`` on its own."""
-
-    def clip(updates, state, params=None):
-        del params
-        return jax.tree_util.tree_map(lambda g: _clip_by_norm(g, max_norm), updates), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), clip)
+def family_init(weights: jax.Array, which: jax.Array) -> FamilyState:
+    """The starting state of optimizer ``OPTIMIZERS[which]`` for a flat weight vector."""
+    zeros = jnp.zeros_like(weights)
+    start = jnp.where(which == OPTIMIZERS.index("adagrad"), ADAGRAD_START, 0.0)
+    return FamilyState(jnp.zeros([], jnp.int32), zeros, jnp.full_like(weights, start), zeros)
 
 
-def keras_optimizer(
-    name: str, learning_rate: float | jax.Array, *, clipnorm: float | None, clipvalue: float | None
-) -> optax.GradientTransformation:
-    """The optax chain that updates weights as ``keras.optimizers.get(name)`` with these options would."""
-    if name == "adam":
-        core = optax.adam(learning_rate, eps=KERAS_EPSILON)
-    elif name == "rmsprop":
-        core = optax.rmsprop(learning_rate, decay=0.9, eps=KERAS_EPSILON, eps_in_sqrt=False)
-    elif name == "sgd":
-        core = optax.sgd(learning_rate)
-    elif name == "nadam":
-        core = optax.nadam(learning_rate, eps=KERAS_EPSILON)
-    elif name == "adadelta":
-        core = optax.adadelta(learning_rate, rho=0.95, eps=KERAS_EPSILON)
-    elif name == "adagrad":
-        core = optax.adagrad(learning_rate, initial_accumulator_value=0.1, eps=KERAS_EPSILON)
-    else:
-        raise ValueError(f"unknown optimizer {name!r}")
-    steps = []
-    # Keras clips by norm first, then by value, before the optimizer sees the gradient.
-    if clipnorm is not None:
-        steps.append(clip_each_by_norm(clipnorm))
-    if clipvalue is not None:
-        steps.append(optax.clip(clipvalue))
-    return optax.chain(*steps, core) if steps else core
+def _decay(which: jax.Array, rates: dict[str, float], default: float) -> jax.Array:
+    return jnp.select([which == OPTIMIZERS.index(name) for name in rates], list(rates.values()), default)
+
+
+def family_update(
+    grads: jax.Array, state: FamilyState, which: jax.Array, learning_rate: jax.Array
+) -> tuple[jax.Array, FamilyState]:
+    """The weight change and next state of optimizer ``OPTIMIZERS[which]`` (clipping done before)."""
+    is_ = {name: which == index for index, name in enumerate(OPTIMIZERS)}
+    count = state.steps + 1
+    mu = (1 - ADAM_B1) * grads + ADAM_B1 * state.mu
+    # The squared-gradient average decays at the member's own rate; Adagrad sums (decay 1, weight 1).
+    rho = _decay(which, {"rmsprop": RMSPROP_RHO, "adadelta": ADADELTA_RHO, "adagrad": 1.0}, ADAM_B2)
+    weight = jnp.where(is_["adagrad"], 1.0, 1 - rho)
+    nu = weight * grads**2 + rho * state.nu
+    nu_hat = nu / (1 - ADAM_B2**count)
+    mu_hat = jnp.where(
+        is_["nadam"],
+        ADAM_B1 * (mu / (1 - ADAM_B1 ** (count + 1))) + (1 - ADAM_B1) * (grads / (1 - ADAM_B1**count)),
+        mu / (1 - ADAM_B1**count),
+    )
+    adam = mu_hat / (jnp.sqrt(nu_hat) + KERAS_EPSILON)
+    rmsprop = grads / (jnp.sqrt(nu) + KERAS_EPSILON)
+    adagrad = jnp.where(nu > 0, jax.lax.rsqrt(nu + KERAS_EPSILON), 0.0) * grads
+    adadelta = jnp.sqrt(state.ex + KERAS_EPSILON) / jnp.sqrt(nu + KERAS_EPSILON) * grads
+    step = jnp.select(
+        [is_["adam"] | is_["nadam"], is_["rmsprop"], is_["adagrad"], is_["adadelta"]],
+        [adam, rmsprop, adagrad, adadelta],
+        grads,
+    )
+    ex = jnp.where(is_["adadelta"], (1 - ADADELTA_RHO) * adadelta**2 + ADADELTA_RHO * state.ex, state.ex)
+    return -learning_rate * step, FamilyState(count, mu, nu, ex)
 
 
 def applied_gradient(
@@ -57,7 +84,7 @@ def applied_gradient(
 ) -> jax.Array:
     """One kernel's gradient as the optimizer applies it (after Keras' clipping), for diagnostics."""
     if clipnorm is not None:
-        grad = _clip_by_norm(grad, clipnorm)
+        grad = clip_by_norm(grad, clipnorm)
     if clipvalue is not None:
         grad = jnp.clip(grad, -clipvalue, clipvalue)
     return grad

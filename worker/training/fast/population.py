@@ -16,15 +16,17 @@ from models.spec import JobSpec
 from worker.training.builder import initializer_for
 from worker.training.checkpoints import Checkpoint
 from worker.training.diagnostics import Measurement
-from worker.training.fast.buckets import split_by_shape
+from worker.training.fast.buckets import layer_widths, padded_members, split_by_shape
 from worker.training.fast.initializers import draw
 from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, run_chunk, start_members
 from worker.training.fast.memory import bound_programs
 from worker.training.fast.network import Shape
+from worker.training.fast.optimizers import OPTIMIZERS
 from worker.training.reporting import Reporter
 
 CHUNK_SECONDS = 1.0  # aim for one host round trip (report, cancel check) per second of training
-WIDTH_STEP = 8  # pad widths to a multiple of this so nearby searches reuse a compiled program
+MAX_CHUNK_SECONDS = 10.0  # ...and at least one every this many, however slow reporting is
+COMMON_ACTIVATIONS = ("relu", "sigmoid", "tanh")
 
 
 @dataclass
@@ -78,16 +80,20 @@ def _bucket_key(spec: JobSpec) -> tuple[Any, ...]:
 
 def _plan(members: list[Member], data: Matrices) -> Plan:
     spec = members[0].spec
-    depth = max(len(m.spec.model.layers) for m in members)
-    widest = max((layer.units for m in members for layer in m.spec.model.layers), default=1)
-    activations = sorted({layer.activation for m in members for layer in m.spec.model.layers}) or ["linear"]
+    widths, last_width = layer_widths([m.spec for m in members])
+    activations: set[str] = {layer.activation for m in members for layer in m.spec.model.layers} or {"linear"}
+    if len(activations) > 1:
+        # A program choosing per layer computes each of its activations (cheap beside the matmuls):
+        # the guide's three are always among them, so searches mixing them share one program.
+        activations |= set(COMMON_ACTIVATIONS)
     shape = Shape(
         task=data.task,
         n_features=data.x_train.shape[1],
         n_outputs=data.n_classes if data.task == "multiclass" else 1,
-        depth=depth,
-        width=-(-widest // WIDTH_STEP) * WIDTH_STEP,
-        activations=tuple(activations),
+        depth=len(widths),
+        widths=widths,
+        last_width=last_width,
+        activations=tuple(sorted(activations)),
         batch_norm=spec.model.batch_norm,
     )
     stopping = spec.training.early_stopping
@@ -95,7 +101,6 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
     monitor = names.index(stopping.monitor) if stopping and stopping.monitor in names else None
     return Plan(
         shape=shape,
-        optimizers=tuple(sorted({m.spec.training.optimizer for m in members})),
         clipnorm=spec.training.clipnorm is not None,
         clipvalue=spec.training.clipvalue is not None,
         batch_size=spec.training.batch_size,
@@ -110,13 +115,13 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
 
 def _config(plan: Plan, spec: JobSpec, data: Matrices) -> dict[str, Any]:
     shape, layers = plan.shape, spec.model.layers
-    units = np.zeros((shape.depth, shape.width), np.float32)
+    units = [np.zeros(width, np.float32) for width in shape.widths]
     for i, layer in enumerate(layers):
-        units[i, : layer.units] = 1.0
+        units[i][: layer.units] = 1.0
     stopping, t = spec.training.early_stopping, spec.training
     return {
         "units": units,
-        "active": np.array([i < len(layers) for i in range(shape.depth)]),
+        "last": np.int32(len(layers) - 1),  # the hidden layer the output reads
         "activation": np.array(
             [
                 shape.activations.index(layers[i].activation) if i < len(layers) else 0
@@ -127,7 +132,7 @@ def _config(plan: Plan, spec: JobSpec, data: Matrices) -> dict[str, Any]:
         "dropout": np.array(
             [layers[i].dropout if i < len(layers) else 0.0 for i in range(shape.depth)], np.float32
         ),
-        "optimizer": np.int32(plan.optimizers.index(t.optimizer)),
+        "optimizer": np.int32(OPTIMIZERS.index(t.optimizer)),
         "learning_rate": np.float32(t.learning_rate),
         "l1": np.float32(spec.model.l1),
         "l2": np.float32(spec.model.l2),
@@ -149,7 +154,7 @@ def _init_params(plan: Plan, member: Member) -> dict[str, Any]:
     kernels, biases = [], []
     fan_in = shape.n_features
     for i in range(shape.depth):
-        padded = np.zeros((shape.n_features if i == 0 else shape.width, shape.width), np.float32)
+        padded = np.zeros((shape.n_features if i == 0 else shape.widths[i - 1], shape.widths[i]), np.float32)
         if i < len(layers):
             # One stream per (seed, layer): a member's draws do not depend on its program's padding.
             name = initializer_for(spec.model.initializer, layers[i].activation)
@@ -158,8 +163,8 @@ def _init_params(plan: Plan, member: Member) -> dict[str, Any]:
             )
             fan_in = layers[i].units
         kernels.append(padded)
-        biases.append(np.zeros(shape.width, np.float32))
-    out = np.zeros((shape.width if shape.depth else shape.n_features, shape.n_outputs), np.float32)
+        biases.append(np.zeros(shape.widths[i], np.float32))
+    out = np.zeros((shape.last_width if shape.depth else shape.n_features, shape.n_outputs), np.float32)
     out[:fan_in] = draw("glorot_uniform", (fan_in, shape.n_outputs), np.random.default_rng([seed, 1_000_000]))
     params: dict[str, Any] = {
         "kernel": kernels,
@@ -168,8 +173,8 @@ def _init_params(plan: Plan, member: Member) -> dict[str, Any]:
         "out_bias": np.zeros(shape.n_outputs, np.float32),
     }
     if shape.batch_norm:
-        params["gamma"] = [np.ones(shape.width, np.float32) for _ in range(shape.depth)]
-        params["beta"] = [np.zeros(shape.width, np.float32) for _ in range(shape.depth)]
+        params["gamma"] = [np.ones(width, np.float32) for width in shape.widths]
+        params["beta"] = [np.zeros(width, np.float32) for width in shape.widths]
     if member.initial is not None:
         for i in range(len(layers)):
             kernel, bias = member.initial[f"dense_{i}"]
@@ -300,12 +305,30 @@ def _checkpoint(
         checkpoint.save({f"leaf_{i}": leaf[p] for i, leaf in enumerate(leaves)}, meta)
 
 
-def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any]) -> list[MemberResult]:
+@dataclass
+class Program:
+    """One bucket's compiled program and its members' starting state."""
+
+    plan: Plan
+    slots: list[Member]  # the members, then idle copies of the first up to a standard size
+    cfgs: dict[str, Any]
+    state: dict[str, Any]
+
+
+def _program_for(members: list[Member], data: Matrices) -> Program:
     plan = _plan(members, data)
-    cfg_list = [_config(plan, m.spec, data) for m in members]
-    cfgs = _stack(cfg_list)
-    seeds = np.array([m.spec.training.seed for m in members], np.uint32)
-    state = start_members(plan, _stack([_init_params(plan, m) for m in members]), cfgs, seeds)
+    slots = [*members, *[members[0]] * (padded_members(len(members)) - len(members))]
+    cfgs = _stack([_config(plan, m.spec, data) for m in slots])
+    seeds = np.array([m.spec.training.seed for m in slots], np.uint32)
+    state = start_members(plan, _stack([_init_params(plan, m) for m in slots]), cfgs, seeds)
+    idle = np.arange(len(slots)) >= len(members)
+    return Program(plan, slots, cfgs, dict(state, stopped=state["stopped"] | jnp.asarray(idle)))
+
+
+def _train_bucket(
+    program: Program, members: list[Member], data: Matrices, arrays: dict[str, Any]
+) -> list[MemberResult]:
+    plan, slots, cfgs, state = program.plan, program.slots, program.cfgs, program.state
     results = [MemberResult() for _ in members]
     state = _resume(plan, members, results, state)
     limit = 1
@@ -313,6 +336,7 @@ def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any])
         started = time.monotonic()
         state, buffers, count = run_chunk(plan, state, cfgs, arrays, np.int32(limit))
         count = int(count)
+        trained = time.monotonic()
         _record(plan, members, results, buffers, count)
         leaving = [m.reporter.handing_back() for m in members]  # the worker is shutting down
         _checkpoint(plan, members, results, state, force=leaving)
@@ -320,11 +344,15 @@ def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any])
         for p, flag in enumerate(cancelled):
             results[p].cancelled = results[p].cancelled or (flag and not bool(state["stopped"][p]))
         if any(cancelled):
+            cancelled += [False] * (len(slots) - len(members))
             state = dict(state, stopped=state["stopped"] | jnp.array(cancelled))
         if bool(jnp.all(state["stopped"])):
             break
-        per_epoch = (time.monotonic() - started) / max(count, 1)
-        limit = int(min(MAX_CHUNK, max(1, CHUNK_SECONDS / max(per_epoch, 1e-6))))
+        per_epoch = (trained - started) / max(count, 1)
+        # Reporting (a transaction per member) may take a fifth of the time at most: a large population
+        # reports less often rather than train less.
+        seconds = min(MAX_CHUNK_SECONDS, max(CHUNK_SECONDS, 4 * (time.monotonic() - trained)))
+        limit = int(min(MAX_CHUNK, max(1, seconds / max(per_epoch, 1e-6))))
     if all(r.cancelled for r in results):
         return results  # nobody wants their weights: skip the final evaluation
     # To host once: slicing device arrays per member would compile a slice per shape.
@@ -371,12 +399,15 @@ def train_population(members: list[Member], data: Matrices, *, probe_rows: int) 
     buckets = [
         [same[i] for i in group]
         for same in keyed.values()
-        for group in split_by_shape([members[i].spec for i in same], data.x_train.shape[1])
+        for group in split_by_shape(
+            [members[i].spec for i in same], data.x_train.shape[1], rows=len(data.x_train)
+        )
     ]
     results: list[MemberResult | None] = [None] * len(members)
     for indices in buckets:
+        group = [members[i] for i in indices]
         for index, result in zip(
-            indices, _train_bucket([members[i] for i in indices], data, arrays), strict=True
+            indices, _train_bucket(_program_for(group, data), group, data, arrays), strict=True
         ):
             results[index] = result
     bound_programs()
