@@ -13,8 +13,10 @@ COMPILE_S = 3.0  # one program's compile on a CPU (2-5 s measured, more for deep
 MACS_PER_S = 5e9  # multiply-adds a second these small padded networks sustain on a CPU (cautious)
 # Programs are padded to a few sizes, so searches (and populations of one search) with different
 # trials compile the same programs: a compile costs 2-5 s on a CPU, a cached program nothing.
-DEPTHS = (0, 1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32)
-WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+# Coarse on purpose: a layer past every member's depth is narrow (cheap), and doubling a width costs
+# less on a CPU than compiling another program for a small network; large data splits programs instead.
+DEPTHS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 # The member count is part of a program's shapes too: a population is filled up with idle members.
 MEMBERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
@@ -41,14 +43,16 @@ def padded_members(count: int) -> int:
 
 
 def layer_widths(specs: Sequence[JobSpec]) -> tuple[tuple[int, ...], int]:
-    """Units of each hidden layer of a program holding ``specs`` (its widest member's there), and the
-    width the output layer reads (the widest last hidden layer), each padded to the ladder."""
+    """Units of each hidden layer of a program holding ``specs`` (its widest member's there, padded to
+    the ladder), and the width the output layer reads (every member's last layer fits in it)."""
     depth = padded_depth(max(len(s.model.layers) for s in specs))
     widths = tuple(
         padded_width(max((s.model.layers[i].units for s in specs if i < len(s.model.layers)), default=1))
         for i in range(depth)
     )
-    return widths, padded_width(max((s.model.layers[-1].units for s in specs if s.model.layers), default=1))
+    # The output reads a member's last layer padded to the widest layer: one output kernel that small
+    # costs nothing, and programs then differ only by their hidden layers.
+    return widths, max(widths, default=8)
 
 
 def step_cost(specs: Sequence[JobSpec], n_features: int) -> float:
