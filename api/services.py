@@ -189,13 +189,15 @@ def export_model(
 ) -> dict[str, Any]:
     """Have a worker make ``fmt`` of the model, checked on its job's validation rows; record it."""
     model = ModelStore(session).get(tenant_id, model_id)
-    if fmt == "onnx":
+    categorical = [
+        f["column"] for f in model.input_schema.get("inputs", []) if f.get("dtype") == "categorical"
+    ]
+    if fmt == "onnx" and categorical:
         raise InvalidInput(
             "format_unavailable",
-            "ONNX export is not offered: Keras' converter (tf2onnx) exports this pipeline's normalization "
-            "constants as extra inputs, and categorical columns need string inputs ONNX models do not take; "
-            "use saved_model",
-            [FieldError(("body", "format"), "not offered")],
+            f"ONNX cannot hold this model: its categorical columns ({', '.join(categorical)}) are looked up "
+            "in string tables, which the ONNX converter does not translate; use saved_model",
+            [FieldError(("body", "format"), "not possible for a model with categorical columns")],
         )
     job = JobStore(session).get(tenant_id, model.job_id)
     dataset = DatasetStore(session).get_any(job.dataset_id)

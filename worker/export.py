@@ -18,7 +18,7 @@ def export(
 ) -> dict[str, Any]:
     """Export the model (its sha256 checked first) and check it on the job's validation rows."""
     from worker.training.data import load_prepared
-    from worker.training.exports import export_saved_model
+    from worker.training.exports import export_onnx, export_saved_model
     from worker.training.inputs import frame_to_inputs, to_tensors
 
     settings = runtime().settings
@@ -31,7 +31,9 @@ def export(
         target=data["target"],
         spec=spec,
     ).x_val
-    inputs = to_tensors(frame_to_inputs(rows, input_schema["inputs"]))
+    inputs = frame_to_inputs(rows, input_schema["inputs"])
+    if fmt == "onnx":  # numeric inputs only: the API refuses models with categorical columns
+        key = storage_key.removesuffix(".keras") + ".onnx"
+        return {"storage_key": key, **export_onnx(model, settings.data_dir / key, inputs)}
     key = storage_key.removesuffix(".keras") + f".{fmt}.tar.gz"
-    found = export_saved_model(model, settings.data_dir / key, inputs)
-    return {"storage_key": key, **found}
+    return {"storage_key": key, **export_saved_model(model, settings.data_dir / key, to_tensors(inputs))}

@@ -18,14 +18,10 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 ExportFormat = Literal["saved_model", "onnx"]
 
 
-def _a_file(description: str, media_type: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI's 200 of a route that answers a file."""
-    return {
-        200: {
-            "description": description,
-            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
-        }
-    }
+def _a_file(description: str, *media_types: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI's 200 of a route that answers a file (of one of ``media_types``)."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {200: {"description": description, "content": dict.fromkeys(media_types, binary)}}
 
 
 @router.get("/{model_id}", response_model=ModelOut)
@@ -84,12 +80,17 @@ def export_model(
 @router.get(
     "/{model_id}/exports/{format}",
     response_class=FileResponse,
-    responses=_a_file("The exported model, a .tar.gz of its folder", "application/gzip"),
+    responses=_a_file(
+        "The exported model: saved_model, a .tar.gz of its folder; onnx, one .onnx file",
+        "application/gzip",
+        "application/octet-stream",
+    ),
 )
 def download_export(
     tenant_id: TenantDep, session: SessionDep, settings: SettingsDep, model_id: str, format: ExportFormat
 ) -> FileResponse:
-    """A format made by POST .../export (``saved_model``: ``tf.saved_model.load`` the extracted folder)."""
+    """A format made by POST .../export (``saved_model``: ``tf.saved_model.load`` the extracted folder;
+    ``onnx``: an ``onnxruntime.InferenceSession`` of the file)."""
     model = ModelStore(session).get(tenant_id, model_id)
     made = (model.exports or {}).get(format)
     if made is None:
@@ -99,9 +100,10 @@ def download_export(
     path = model_path(settings, made["storage_key"])
     if not path.is_file():
         raise NotFound("model_file_missing", f"the {format} export of model '{model_id}' is gone")
+    suffix = ".onnx" if format == "onnx" else f".{format}.tar.gz"
     return FileResponse(
         path,
-        media_type="application/gzip",
-        filename=f"{model_id}.{format}.tar.gz",
+        media_type="application/octet-stream" if format == "onnx" else "application/gzip",
+        filename=f"{model_id}{suffix}",
         headers={"X-Checksum-SHA256": made["sha256"]},
     )

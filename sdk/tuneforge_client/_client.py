@@ -282,7 +282,7 @@ class Models:
     def export(self, model_id: str, format: str = "saved_model", path: str | Path | None = None) -> Path:
         """Have the service make (and check) another format; save its archive and return where."""
         made: Export = self._c.call(calls.export_model(model_id, format))
-        target = Path(path or f"{model_id}.{format}.tar.gz")
+        target = Path(path or (f"{model_id}.onnx" if format == "onnx" else f"{model_id}.{format}.tar.gz"))
         return _checked(self._c.call(calls.download_export(model_id, format)), made.sha256, target)
 
 
@@ -474,5 +474,5 @@ class AsyncModels:
     ) -> Path:
         """Have the service make (and check) another format; save its archive."""
         made: Export = await self._c.call(calls.export_model(model_id, format))
-        target = Path(path or f"{model_id}.{format}.tar.gz")
+        target = Path(path or (f"{model_id}.onnx" if format == "onnx" else f"{model_id}.{format}.tar.gz"))
         return _checked(await self._c.call(calls.download_export(model_id, format)), made.sha256, target)

@@ -1,5 +1,5 @@
-"""Model export: a TensorFlow SavedModel made and checked by a worker, downloadable, predicting as the
-``.keras`` file does."""
+"""Model export: a TensorFlow SavedModel and an ONNX file made and checked by a worker, downloadable,
+predicting as the ``.keras`` file does."""
 
 from __future__ import annotations
 
@@ -67,8 +67,45 @@ def test_a_saved_model_export_predicts_as_the_keras_file_does(
 
     onnx = client.post(f"/v1/models/{model_id}/export", json={"format": "onnx"})
     assert onnx.status_code == 422 and onnx.json()["code"] == "format_unavailable"
+    assert "color" in onnx.json()["detail"]  # names the categorical column ONNX cannot take
     assert client.get(f"/v1/models/{model_id}/exports/onnx").status_code == 404
     assert (
         other_client.post(f"/v1/models/{model_id}/export", json={"format": "saved_model"}).status_code == 404
     )
     assert other_client.get(export["download"]).status_code == 404
+
+
+def test_an_onnx_export_predicts_as_the_keras_file_does(
+    client: TestClient,
+    worker: subprocess.Popen[bytes],
+    predictor: subprocess.Popen[bytes],
+    csvs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """A numeric model (iris, three classes): the ONNX file in onnxruntime within 1e-5 of the .keras file."""
+    import onnxruntime
+
+    dataset = upload(client, csvs["iris"])
+    job = wait_job(client, submit(client, dataset["id"], "target", {"training": {"epochs": 5}})["id"])
+    assert job["status"] == "succeeded", job
+    model_id = job["best"]["model_id"]
+
+    made = client.post(f"/v1/models/{model_id}/export", json={"format": "onnx"})
+    assert made.status_code == 200, made.text
+    export = made.json()
+    assert export["parity"]["rows"] > 0 and export["parity"]["max_abs_diff"] <= 1e-5
+    card = client.get(f"/v1/models/{model_id}").json()
+    assert card["exports"]["onnx"]["sha256"] == export["sha256"]
+    onnx_file = client.get(export["download"])
+    assert onnx_file.status_code == 200 and onnx_file.headers["x-checksum-sha256"] == export["sha256"]
+    assert hashlib.sha256(onnx_file.content).hexdigest() == export["sha256"]
+
+    session = onnxruntime.InferenceSession(onnx_file.content, providers=["CPUExecutionProvider"])
+    inputs = model_inputs(raw_rows(csvs["iris"]).sample(40, random_state=3), card["input_schema"])
+    assert {i.name for i in session.get_inputs()} == set(inputs)  # named as the model card's inputs
+    keras_file = tmp_path / "model.keras"
+    keras_file.write_bytes(client.get(f"/v1/models/{model_id}/download").content)
+    expected = keras.saving.load_model(keras_file, safe_mode=True).predict(inputs, verbose=0)
+    got = session.run(["output"], inputs)[0]
+    assert got.shape == (40, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
