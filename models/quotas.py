@@ -1,4 +1,4 @@
-"""Per-tenant quotas: jobs waiting or running at once, and bytes of datasets and models kept."""
+"""Per-tenant quotas: jobs waiting or running at once, bytes of datasets and models kept, webhooks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from models.errors import RateLimited
 from models.status import TERMINAL, JobStatus
-from models.tables import Dataset, Job, Model, Tenant
+from models.tables import Dataset, Job, Model, Tenant, WebhookEndpoint
 
 ACTIVE = tuple(s.value for s in JobStatus if s not in TERMINAL)
 # A job ends in minutes; a tenant over its storage must delete something first.
@@ -51,5 +51,19 @@ def check_stored_bytes(session: Session, tenant_id: str, adding: int, limit: int
             "quota_storage",
             f"this tenant stores {stored} bytes; {adding} more would pass its {limit}-byte quota;"
             " delete datasets it no longer needs",
+            retry_after_s=STORAGE_RETRY_AFTER_S,
+        )
+
+
+def check_webhook_endpoints(session: Session, tenant_id: str, limit: int) -> None:
+    """429 when the tenant already subscribes ``limit`` endpoints (each event fans out to every one)."""
+    endpoints = session.scalar(
+        select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id)
+    )
+    if (endpoints or 0) >= limit:
+        raise RateLimited(
+            "quota_webhooks",
+            f"this tenant already has {endpoints} webhook endpoints (the quota is {limit});"
+            " delete one it no longer needs",
             retry_after_s=STORAGE_RETRY_AFTER_S,
         )

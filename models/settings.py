@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # Loopback, RFC 1918, link-local and other non-global addresses are refused unless this is on
     # (a receiver on the same host or network: tests, on-premise setups).
     webhook_allow_private: bool = False
+    # Endpoints one tenant may subscribe (every event becomes a delivery to each): 429 past it.
+    max_webhooks_per_tenant: int = Field(default=50, ge=1)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

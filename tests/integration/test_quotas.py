@@ -1,4 +1,4 @@
-"""Per-tenant quotas: jobs queued or running at once and stored bytes; 429 with Retry-After past them."""
+"""Per-tenant quotas: active jobs, stored bytes, webhook endpoints; 429 with Retry-After past them."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ CSV = b"a,b,label\n" + b"".join(f"{i},{i % 7},{i % 2}\n".encode() for i in range
 
 @pytest.fixture
 def quota_app(settings: Settings) -> Iterator[TestClient]:
-    """Two active jobs and 1.5 uploads' worth of bytes per tenant; a queue no worker reads (jobs wait)."""
+    """Two active jobs, 1.5 uploads' worth of bytes and two webhook endpoints per tenant; a queue no
+    worker reads (jobs wait)."""
     small = settings.model_copy(
         update={
             "queue": f"{settings.queue}-quotas-{secrets.token_hex(3)}",
             "max_active_jobs_per_tenant": 2,
             "max_stored_bytes_per_tenant": len(CSV) * 3 // 2,
+            "max_webhooks_per_tenant": 2,
         }
     )
     with TestClient(create_app(small), raise_server_exceptions=False) as client:
@@ -93,3 +95,17 @@ def test_stored_bytes_past_the_quota_are_429_until_a_delete(
     assert len(quota_app.get("/v1/datasets", headers=me).json()["items"]) == 1  # nothing half-stored
     assert quota_app.delete(f"/v1/datasets/{first.json()['id']}", headers=me).status_code == 204
     assert _upload(quota_app, me).status_code == 201
+
+
+def test_webhook_endpoints_past_the_quota_are_429_until_a_delete(
+    quota_app: TestClient, settings: Settings
+) -> None:
+    me, other = _tenant(quota_app, settings), _tenant(quota_app, settings)
+    body = {"url": "https://example.com/hooks", "events": ["job.succeeded"]}
+    made = [quota_app.post("/v1/webhooks", json=body, headers=me) for _ in range(2)]
+    assert [m.status_code for m in made] == [201, 201], [m.text for m in made]
+    _refused(quota_app.post("/v1/webhooks", json=body, headers=me), "quota_webhooks")
+    assert quota_app.post("/v1/webhooks", json=body, headers=other).status_code == 201  # per tenant
+    gone = quota_app.delete(f"/v1/webhooks/{made[0].json()['id']}", headers=me)
+    assert gone.status_code == 204, gone.text
+    assert quota_app.post("/v1/webhooks", json=body, headers=me).status_code == 201
