@@ -86,9 +86,10 @@ def export_onnx(model: Any, path: Path, inputs: dict[str, np.ndarray]) -> dict[s
         dict(zip([t.name for t in graph.inputs], names, strict=True)) | {graph.outputs[0].name: "output"},
     )
     expected = np.asarray(model.predict(inputs, verbose=0), dtype="float64")
-    session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    serialized = proto.SerializeToString()
+    session = onnxruntime.InferenceSession(serialized, providers=["CPUExecutionProvider"])
     parity = _parity(expected, session.run(["output"], {n: inputs[n] for n in names})[0], "onnx")
-    write_whole(path, proto.SerializeToString())
+    write_whole(path, serialized)
     return _card(path, parity)
 
 

@@ -45,11 +45,15 @@ class Shape:
     task: str
     n_features: int
     n_outputs: int
-    depth: int
     widths: tuple[int, ...]  # units of each hidden layer: as many as its widest member's layer there
     last_width: int  # what the output layer reads: each member's own last hidden layer, zero-padded
     activations: tuple[str, ...]
     batch_norm: bool
+
+    @property
+    def depth(self) -> int:
+        """Hidden layers of the program."""
+        return len(self.widths)
 
     def metric_names(self) -> tuple[str, ...]:
         """History keys in Keras' order: training metrics, then the same on validation."""

@@ -90,7 +90,6 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
         task=data.task,
         n_features=data.x_train.shape[1],
         n_outputs=data.n_classes if data.task == "multiclass" else 1,
-        depth=len(widths),
         widths=widths,
         last_width=last_width,
         activations=tuple(sorted(activations)),
@@ -305,30 +304,14 @@ def _checkpoint(
         checkpoint.save({f"leaf_{i}": leaf[p] for i, leaf in enumerate(leaves)}, meta)
 
 
-@dataclass
-class Program:
-    """One bucket's compiled program and its members' starting state."""
-
-    plan: Plan
-    slots: list[Member]  # the members, then idle copies of the first up to a standard size
-    cfgs: dict[str, Any]
-    state: dict[str, Any]
-
-
-def _program_for(members: list[Member], data: Matrices) -> Program:
+def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any]) -> list[MemberResult]:
     plan = _plan(members, data)
+    # Idle copies of the first member fill the program to a standard size; they start stopped.
     slots = [*members, *[members[0]] * (padded_members(len(members)) - len(members))]
     cfgs = _stack([_config(plan, m.spec, data) for m in slots])
     seeds = np.array([m.spec.training.seed for m in slots], np.uint32)
     state = start_members(plan, _stack([_init_params(plan, m) for m in slots]), cfgs, seeds)
-    idle = np.arange(len(slots)) >= len(members)
-    return Program(plan, slots, cfgs, dict(state, stopped=state["stopped"] | jnp.asarray(idle)))
-
-
-def _train_bucket(
-    program: Program, members: list[Member], data: Matrices, arrays: dict[str, Any]
-) -> list[MemberResult]:
-    plan, slots, cfgs, state = program.plan, program.slots, program.cfgs, program.state
+    state = dict(state, stopped=state["stopped"] | jnp.asarray(np.arange(len(slots)) >= len(members)))
     results = [MemberResult() for _ in members]
     state = _resume(plan, members, results, state)
     limit = 1
@@ -405,9 +388,8 @@ def train_population(members: list[Member], data: Matrices, *, probe_rows: int) 
     ]
     results: list[MemberResult | None] = [None] * len(members)
     for indices in buckets:
-        group = [members[i] for i in indices]
         for index, result in zip(
-            indices, _train_bucket(_program_for(group, data), group, data, arrays), strict=True
+            indices, _train_bucket([members[i] for i in indices], data, arrays), strict=True
         ):
             results[index] = result
     bound_programs()
