@@ -8,7 +8,7 @@ from models.spec import JobSpec
 from worker.app import app
 from worker.coordinator import search_parts
 from worker.predict import loaded_model
-from worker.protocol import EXPORT
+from worker.protocol import EXPORT, export_suffix
 from worker.runtime import runtime
 
 
@@ -32,8 +32,7 @@ def export(
         spec=spec,
     ).x_val
     inputs = frame_to_inputs(rows, input_schema["inputs"])
+    key = storage_key.removesuffix(".keras") + export_suffix(fmt)
     if fmt == "onnx":  # numeric inputs only: the API refuses models with categorical columns
-        key = storage_key.removesuffix(".keras") + ".onnx"
         return {"storage_key": key, **export_onnx(model, settings.data_dir / key, inputs)}
-    key = storage_key.removesuffix(".keras") + f".{fmt}.tar.gz"
     return {"storage_key": key, **export_saved_model(model, settings.data_dir / key, to_tensors(inputs))}

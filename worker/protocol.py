@@ -10,6 +10,11 @@ RUN_POPULATION = "tuneforge.run_population"
 EXPORT = "tuneforge.export"
 
 
+def export_suffix(fmt: str) -> str:
+    """How an export's file name ends: SavedModel, a .tar.gz of its folder; ONNX, one file."""
+    return ".onnx" if fmt == "onnx" else f".{fmt}.tar.gz"
+
+
 class ModelFileMismatch(Exception):
     """Raised by a prediction worker when a model file's sha256 is not the one recorded for it."""
 

@@ -13,6 +13,7 @@ from api.schemas import ExportOut, ExportRequest, ModelOut, PredictRequest, Pred
 from api.services import model_path
 from models.errors import NotFound
 from models.store import ModelStore
+from worker.protocol import export_suffix
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 ExportFormat = Literal["saved_model", "onnx"]
@@ -100,10 +101,9 @@ def download_export(
     path = model_path(settings, made["storage_key"])
     if not path.is_file():
         raise NotFound("model_file_missing", f"the {format} export of model '{model_id}' is gone")
-    suffix = ".onnx" if format == "onnx" else f".{format}.tar.gz"
     return FileResponse(
         path,
         media_type="application/octet-stream" if format == "onnx" else "application/gzip",
-        filename=f"{model_id}{suffix}",
+        filename=f"{model_id}{export_suffix(format)}",
         headers={"X-Checksum-SHA256": made["sha256"]},
     )
