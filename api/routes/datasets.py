@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from api import services
-from api.deps import SessionDep, SettingsDep, TenantDep
+from api.deps import PageLimit, SessionDep, SettingsDep, TenantDep
 from api.input_limits import NO_NUL
 from api.schemas import DatasetOut, DatasetPage
 from models.errors import InvalidInput, PayloadTooLarge
@@ -68,7 +68,7 @@ def list_datasets(
     tenant_id: TenantDep,
     session: SessionDep,
     settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> DatasetPage:
     """The caller's datasets, newest first."""

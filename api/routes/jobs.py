@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import services
 from api.csv_export import leaderboard_csv
-from api.deps import QueueDep, SessionDep, SettingsDep, TenantDep
+from api.deps import PageLimit, QueueDep, SessionDep, SettingsDep, TenantDep
 from api.job_snapshots import JobSnapshots, Snapshot
 from api.schemas import EpochOut, EventOut, JobCreate, JobOut, JobPage, TrialOut
 from models.status import TERMINAL, JobKind, JobStatus
@@ -60,7 +60,7 @@ def list_jobs(
     settings: SettingsDep,
     status: JobStatus | None = None,
     kind: JobKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> JobPage:
     """The caller's jobs, newest first, filtered by status and kind."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from api import webhook_services as services
-from api.deps import SessionDep, SettingsDep, TenantDep
+from api.deps import PageLimit, SessionDep, SettingsDep, TenantDep
 from api.webhook_schemas import (
     DeliveryOut,
     DeliveryPage,
@@ -19,7 +17,6 @@ from api.webhook_schemas import (
 from models.webhook_store import WebhookStore
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 @router.post("", status_code=201, response_model=WebhookCreated)
@@ -37,7 +34,7 @@ def list_webhooks(
     tenant_id: TenantDep,
     session: SessionDep,
     settings: SettingsDep,
-    limit: Limit = 50,
+    limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> WebhookPage:
     """The caller's endpoints, newest first."""
@@ -64,7 +61,7 @@ def list_deliveries(
     session: SessionDep,
     settings: SettingsDep,
     webhook_id: str,
-    limit: Limit = 50,
+    limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> DeliveryPage:
     """The endpoint's delivery log, newest first: status, attempts, last answer, next attempt."""
