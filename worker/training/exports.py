@@ -14,7 +14,6 @@ import numpy as np
 from models.atomic import write_whole
 from worker.training.reporting import TrainingFailed
 
-FORMATS = ("saved_model", "onnx")
 PARITY_TOLERANCE = 1e-5
 ONNX_OPSET = 17  # what onnxruntime 1.16+ (2023) runs
 
