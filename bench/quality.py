@@ -9,6 +9,7 @@ trained on the same uploaded rows beside them. Prints dataset -> baselines -> de
 search (validation and test) -> time. Accuracy for classification, R^2 for regression.
 
     .venv/bin/python bench/quality.py [--trials 10] [--only NAME ...] [--ensemble K] [--refit yes|no]
+        [--seed S]  (a new held-out split, validation split, initialization and search per seed)
 """
 
 from __future__ import annotations
@@ -181,6 +182,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--only", nargs="*", default=list(DATASETS))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="held-out split's seed; the jobs' seeds are S + 1"
+    )
     parser.add_argument("--ensemble", type=int, default=None, help="spec.evaluation.ensemble of the search")
     parser.add_argument(
         "--refit",
@@ -197,7 +201,7 @@ def main() -> None:
             train, test = train_test_split(
                 frame,
                 test_size=0.25,
-                random_state=0,
+                random_state=args.seed,
                 stratify=None if regression else frame["label"],
             )
             headerless = name in HEADERLESS
@@ -208,13 +212,19 @@ def main() -> None:
                 "/v1/datasets", files={"file": (f"{name}.csv", buffer.getvalue(), "text/csv")}
             ).json()
             baselines = _baselines(train, test, regression)
-            trained, train_s = _run(client, dataset["id"], target, "train", {})
+            seeds = (
+                {}
+                if args.seed == 0
+                else {"split": {"seed": args.seed + 1}, "training": {"seed": args.seed + 1}}
+            )
+            trained, train_s = _run(client, dataset["id"], target, "train", seeds)
             searched, search_s = _run(
                 client,
                 dataset["id"],
                 target,
                 "search",
                 {"search": {"max_trials": args.trials, "max_concurrent_trials": args.workers}}
+                | seeds
                 | _evaluation(args),
             )
             metric = "val_r2" if regression else "val_accuracy"

@@ -18,6 +18,7 @@ def searches_nothing(raw: dict[str, Any]) -> bool:
 # only a few hundred steps, and the network underfits.
 MIN_STEPS = 3_000
 MAX_EPOCHS = 1_000
+REFIT_SEEDS = 5  # the default search's final model: the mean of this many refits
 
 
 def epochs_for(rows: int, batch_size: int) -> int:
@@ -72,8 +73,10 @@ def default_space(rows: int) -> dict[str, Any]:
             "early_stopping": {"patience": 10 if epochs == 100 else 20},
         },
         # As scikit-learn's GridSearchCV refits by default: the chosen configuration is retrained on
-        # the training and validation rows (a quarter more data) for the epoch count it stopped at.
-        "evaluation": {"refit": True},
+        # the training and validation rows (a quarter more data) for the epoch count it stopped at,
+        # from several seeds whose outputs are averaged: one refit's score swings with its initial
+        # weights, and nothing is left to tell a lucky one from an unlucky one.
+        "evaluation": {"refit": True, "refit_seeds": REFIT_SEEDS},
         "search": {
             "objective": "val_loss",
             # Depth 0 (no hidden layer) lets the search fall back to a linear model where the data is
@@ -101,8 +104,11 @@ def with_default_space(raw: dict[str, Any], rows: int) -> dict[str, Any]:
 
     default = default_space(rows)
     evaluation = raw.get("evaluation") if isinstance(raw.get("evaluation"), dict) else {}
-    if isinstance(evaluation, dict) and evaluation.get("ensemble", 1) != 1:
-        del default["evaluation"]  # the user's ensemble is the final model: no refit beside it
+    if isinstance(evaluation, dict) and (
+        evaluation.get("ensemble", 1) != 1 or evaluation.get("refit") is False
+    ):
+        # The user's ensemble is the final model (no refit beside it), or the user asked for no refit.
+        del default["evaluation"]
     if "layers" in (raw.get("model") or {}):
         # The user fixed the network's layers: the default search leaves depth and width alone.
         default["search"] = {k: v for k, v in default["search"].items() if k not in ("num_layers", "layer")}

@@ -167,6 +167,9 @@ class EvaluationSpec(_Strict):
     # epoch count early stopping chose, and saved instead of the trial's own model. Only test rows
     # judge it (without them it is not compared with the baselines).
     refit: bool = False
+    # The refit trains the configuration this many times, from seeds training.seed, +1, ..., and saves
+    # the mean of their outputs as one model (1: a single refit).
+    refit_seeds: int = Field(1, ge=1, le=10)
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> EvaluationSpec:
@@ -174,6 +177,8 @@ class EvaluationSpec(_Strict):
             raise ValueError(f"fold {self.fold} is not one of the {self.folds} folds (0 to {self.folds - 1})")
         if self.refit and self.ensemble > 1:
             raise ValueError("refit retrains the best trial alone; it cannot be combined with an ensemble")
+        if self.refit_seeds > 1 and not self.refit:
+            raise ValueError("refit_seeds counts the refit's seeds: it needs refit true")
         return self
 
 
@@ -379,6 +384,7 @@ def resolve_spec(
             ("ensemble", "averages a search's best trials; a train job has one model"),
             ("folds", "cross-validates a search's trials; a train job has one split"),
             ("refit", "retrains a search's best trial; a train job trains once"),
+            ("refit_seeds", "counts a search's refits; a train job trains once"),
         ):
             if getattr(spec.evaluation, name) != EvaluationSpec.model_fields[name].default:
                 raise InvalidInput(

@@ -157,7 +157,12 @@ def _refitted(rt: Runtime, best: Trial, model: ModelFile) -> ModelFile:
     if "failed" in card:
         return replace(model, metrics=model.metrics | {"refit_error": card["failed"]})
     # Its validation rows were trained on: only the test rows (scored next) judge it.
-    metrics = {"refit_epochs": card["refit"]["epochs"], "train_rows": card["refit"]["train_rows"]}
+    refit = card["refit"]
+    metrics = {
+        "refit_epochs": refit["epochs"],
+        "train_rows": refit["train_rows"],
+        "refit_seeds": refit.get("seeds", 1),
+    }
     return ModelFile(path, best.id, card["task"], card["input_schema"], metrics, card["sha256"])
 
 
@@ -323,6 +328,7 @@ def _finish_search(
             evaluation["refit"] = {
                 "epochs": model.metrics["refit_epochs"],
                 "train_rows": model.metrics["train_rows"],
+                "seeds": model.metrics["refit_seeds"],
             }
         elif "refit_error" in model.metrics:
             evaluation["refit_error"] = model.metrics["refit_error"]

@@ -92,11 +92,13 @@ def test_a_refit_trains_on_the_validation_rows_but_never_on_the_test_rows() -> N
     assert list(refit.y_train) == [*plain.y_train, *plain.y_val]
 
 
-def test_a_fold_outside_the_folds_is_refused() -> None:
+def test_a_fold_outside_the_folds_and_options_that_contradict_are_refused() -> None:
     with pytest.raises(ValidationError, match="fold 3 is not one of the 3 folds"):
         JobSpec.model_validate({"evaluation": {"folds": 3, "fold": 3}})
     with pytest.raises(ValidationError, match="cannot be combined with an ensemble"):
         JobSpec.model_validate({"evaluation": {"refit": True, "test_fraction": 0.2, "ensemble": 3}})
+    with pytest.raises(ValidationError, match="refit_seeds counts the refit's seeds: it needs refit true"):
+        JobSpec.model_validate({"evaluation": {"refit_seeds": 3}})
 
 
 def test_no_test_fraction_keeps_every_row_for_training_and_validation() -> None:
