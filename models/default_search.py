@@ -18,7 +18,7 @@ def searches_nothing(raw: dict[str, Any]) -> bool:
 # only a few hundred steps, and the network underfits.
 MIN_STEPS = 3_000
 MAX_EPOCHS = 1_000
-REFIT_SEEDS = 5  # the default search's final model: the mean of this many refits
+REFIT_TRIALS = 5  # the default search's final model: the mean of the refits of this many best trials
 
 
 def epochs_for(rows: int, batch_size: int) -> int:
@@ -73,10 +73,11 @@ def default_space(rows: int) -> dict[str, Any]:
             "early_stopping": {"patience": 10 if epochs == 100 else 20},
         },
         # As scikit-learn's GridSearchCV refits by default: the chosen configuration is retrained on
-        # the training and validation rows (a quarter more data) for the epoch count it stopped at,
-        # from several seeds whose outputs are averaged: one refit's score swings with its initial
-        # weights, and nothing is left to tell a lucky one from an unlucky one.
-        "evaluation": {"refit": True, "refit_seeds": REFIT_SEEDS},
+        # the training and validation rows (a quarter more data) for the epoch count it stopped at.
+        # The best few configurations are refit and averaged: one refit's score swings with its
+        # initial weights, the best trial is partly the luck of a small validation split, and no rows
+        # are left to tell a lucky refit from an unlucky one.
+        "evaluation": {"refit": True, "refit_trials": REFIT_TRIALS},
         "search": {
             "objective": "val_loss",
             # Depth 0 (no hidden layer) lets the search fall back to a linear model where the data is

@@ -33,6 +33,7 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
 }
 MAX_CLASSES = 1000
 MAX_SEED = 2**32 - 1  # numpy's and Keras' seed range
+MAX_REFIT_NETWORKS = 20  # a search's refit trains seeds x trials networks, averaged in one model
 MAX_MISSING_MARKERS = 1000
 # A network past this many weights (64 x 4096 is ~1 billion, ~17 GB with Adam) cannot train on a worker.
 MAX_PARAMETERS = 20_000_000
@@ -170,6 +171,9 @@ class EvaluationSpec(_Strict):
     # The refit trains the configuration this many times, from seeds training.seed, +1, ..., and saves
     # the mean of their outputs as one model (1: a single refit).
     refit_seeds: int = Field(1, ge=1, le=10)
+    # The refit retrains the configurations of this many best trials (best score first), each from
+    # refit_seeds seeds, and saves the mean of all their outputs (1: the best trial's alone).
+    refit_trials: int = Field(1, ge=1, le=10)
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> EvaluationSpec:
@@ -177,8 +181,14 @@ class EvaluationSpec(_Strict):
             raise ValueError(f"fold {self.fold} is not one of the {self.folds} folds (0 to {self.folds - 1})")
         if self.refit and self.ensemble > 1:
             raise ValueError("refit retrains the best trial alone; it cannot be combined with an ensemble")
-        if self.refit_seeds > 1 and not self.refit:
-            raise ValueError("refit_seeds counts the refit's seeds: it needs refit true")
+        for name in ("refit_seeds", "refit_trials"):
+            if getattr(self, name) > 1 and not self.refit:
+                raise ValueError(f"{name} shapes the refit: it needs refit true")
+        if self.refit_seeds * self.refit_trials > MAX_REFIT_NETWORKS:
+            raise ValueError(
+                f"refit_seeds x refit_trials is {self.refit_seeds * self.refit_trials} networks; "
+                f"at most {MAX_REFIT_NETWORKS}"
+            )
         return self
 
 
@@ -385,6 +395,7 @@ def resolve_spec(
             ("folds", "cross-validates a search's trials; a train job has one split"),
             ("refit", "retrains a search's best trial; a train job trains once"),
             ("refit_seeds", "counts a search's refits; a train job trains once"),
+            ("refit_trials", "counts a search's refits; a train job trains once"),
         ):
             if getattr(spec.evaluation, name) != EvaluationSpec.model_fields[name].default:
                 raise InvalidInput(

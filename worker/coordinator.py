@@ -157,12 +157,10 @@ def _refitted(rt: Runtime, best: Trial, model: ModelFile) -> ModelFile:
     if "failed" in card:
         return replace(model, metrics=model.metrics | {"refit_error": card["failed"]})
     # Its validation rows were trained on: only the test rows (scored next) judge it.
-    refit = card["refit"]
-    metrics = {
-        "refit_epochs": refit["epochs"],
-        "train_rows": refit["train_rows"],
-        "refit_seeds": refit.get("seeds", 1),
-    }
+    # The card keeps its scores; how the refit was made ({epochs, train_rows, seeds, trials}) goes to
+    # the job's best (a refit written before seeds and trials existed was one network of the best).
+    refit = {"seeds": 1, "trials": [best.number]} | card["refit"]
+    metrics = {"train_rows": refit["train_rows"], "refit": refit}
     return ModelFile(path, best.id, card["task"], card["input_schema"], metrics, card["sha256"])
 
 
@@ -325,11 +323,7 @@ def _finish_search(
             selection=metrics,
         )
         if refitted:
-            evaluation["refit"] = {
-                "epochs": model.metrics["refit_epochs"],
-                "train_rows": model.metrics["train_rows"],
-                "seeds": model.metrics["refit_seeds"],
-            }
+            evaluation["refit"] = model.metrics.pop("refit")
         elif "refit_error" in model.metrics:
             evaluation["refit_error"] = model.metrics["refit_error"]
         if len(members) > 1:

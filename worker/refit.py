@@ -7,7 +7,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +17,10 @@ import structlog
 from models.atomic import write_whole
 from models.db import session_scope
 from models.spec import MAX_SEED, JobSpec
+from models.status import TrialStatus
 from models.store import DatasetStore, JobStore, TrialStore
-from worker.coordinator import trial_spec
+from models.tables import Trial
+from worker.coordinator import search_parts, trial_spec
 from worker.files import refit_files, refit_lock_file
 from worker.runtime import Runtime
 from worker.training.engines import Run
@@ -90,23 +92,26 @@ def refit_best(rt: Runtime, job_id: str, trial_id: str) -> bool:
 def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
     with session_scope(rt.sessions) as session:
         job = JobStore(session).get_any(job_id)
-        trial = TrialStore(session).get(trial_id)
+        trials = TrialStore(session).for_job(job_id)
         dataset = DatasetStore(session).get_any(job.dataset_id)
-        document, values, metrics = dict(job.spec), dict(trial.hyperparameters), dict(trial.metrics or {})
+        document = dict(job.spec)
+        best = next(t for t in trials if t.id == trial_id)
+        base, _, search = search_parts(document)
+        count = base.evaluation.refit_trials
+        chosen = [best, *_next_best(trials, best, search.direction or "max")][:count]
+        configurations = [_refit_spec(document, t) for t in chosen]
+        numbers = [t.number for t in chosen]
         csv_path, has_header, target = (
             rt.settings.data_dir / dataset.storage_key,
             dataset.has_header,
             job.target,
         )
-    spec, _ = trial_spec(document, values)
-    epochs = int((metrics.get("best_epoch") or {}).get("epoch") or spec.training.epochs)
-    # The epoch count early stopping chose on validation, now with those rows trained on.
-    training = spec.training.model_copy(update={"epochs": max(1, epochs), "early_stopping": None})
-    spec = spec.model_copy(update={"training": training})
+    spec = configurations[0]
+    epochs = spec.training.epochs
     model_path, card_path = refit_files(rt, trial_id)
     card: dict[str, Any]
     try:
-        result = _train_seeds(csv_path, has_header, target, spec, model_path)
+        result = _train_all(csv_path, has_header, target, configurations, model_path)
         card = {
             "task": result.task,
             "input_schema": result.input_schema,
@@ -115,6 +120,7 @@ def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
                 "epochs": epochs,
                 "train_rows": result.metrics.get("train_rows"),
                 "seeds": spec.evaluation.refit_seeds,
+                "trials": numbers,
             },
         }
     except Exception as exc:  # the search keeps its best trial's model
@@ -124,38 +130,60 @@ def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
     write_whole(card_path, json.dumps(card).encode())
 
 
-def _train_seeds(
-    csv_path: Path, has_header: bool, target: str, spec: JobSpec, model_path: Path
+def _next_best(trials: Sequence[Trial], best: Trial, direction: str) -> list[Trial]:
+    """The other completed trials, best score first (ties: the earlier trial)."""
+    scored = [
+        t for t in trials if t.status == TrialStatus.COMPLETED and t.score is not None and t.id != best.id
+    ]
+    return sorted(scored, key=lambda t: (-t.score if direction == "max" else t.score, t.number))  # type: ignore[operator]
+
+
+def _refit_spec(document: dict[str, Any], trial: Trial) -> JobSpec:
+    """The trial's configuration for the epoch count early stopping chose on validation, now with those
+    rows trained on (so no early stopping)."""
+    spec, _ = trial_spec(document, dict(trial.hyperparameters))
+    metrics = dict(trial.metrics or {})
+    epochs = int((metrics.get("best_epoch") or {}).get("epoch") or spec.training.epochs)
+    training = spec.training.model_copy(update={"epochs": max(1, epochs), "early_stopping": None})
+    return spec.model_copy(update={"training": training})
+
+
+def _train_all(
+    csv_path: Path, has_header: bool, target: str, configurations: list[JobSpec], model_path: Path
 ) -> TrainResult:
-    """The configuration trained once per seed (seed, seed + 1, ...) on the same rows, as one population
-    on the fast engine, and saved as the mean of their outputs: a single refit's test score swings with
-    its initial weights by a point or two on small data, the mean of several much less."""
+    """Each configuration trained once per seed (seed, seed + 1, ...) on the same rows, as one population
+    on the fast engine, and saved as the mean of their outputs. One refit's held-out score swings with
+    its initial weights by a point or more on small data, and the best trial's score is itself partly
+    luck of the validation split: the mean of several networks of the best few configurations swings
+    much less, and no validation rows are left to choose among them."""
     from worker.training.ensemble import build_ensemble
     from worker.training.train import train_runs
 
-    count = spec.evaluation.refit_seeds
-    seeds = [(spec.training.seed + i) % (MAX_SEED + 1) for i in range(count)]
+    seeds = configurations[0].evaluation.refit_seeds
+    alone = len(configurations) * seeds == 1  # one network: saved where it goes, as before
     runs = [
-        Run(
-            spec.model_copy(update={"training": spec.training.model_copy(update={"seed": seed})}),
-            _Unreported(),
-            model_path if count == 1 else None,
-            refit=True,
-        )
-        for seed in seeds
+        Run(_seeded(spec, spec.training.seed + i), _Unreported(), model_path if alone else None, refit=True)
+        for spec in configurations
+        for i in range(seeds)
     ]
     results = train_runs(csv_path=csv_path, has_header=has_header, target=target, runs=runs)
     for result in results:
         if result.failure is not None:
             raise result.failure
     first = results[0]
-    if count == 1:
+    if alone:
         return first
     with tempfile.TemporaryDirectory(prefix="tuneforge-refit-") as folder:
         members = []
         for i, result in enumerate(results):
             assert result.save is not None  # trained without a model path
-            members.append(Path(folder) / f"seed{i}.keras")
+            members.append(Path(folder) / f"member{i}.keras")
             result.save(members[-1])
         first.sha256 = build_ensemble(members, model_path)
     return first
+
+
+def _seeded(spec: JobSpec, seed: int) -> JobSpec:
+    return spec.model_copy(
+        update={"training": spec.training.model_copy(update={"seed": seed % (MAX_SEED + 1)})}
+    )

@@ -97,8 +97,12 @@ def test_a_fold_outside_the_folds_and_options_that_contradict_are_refused() -> N
         JobSpec.model_validate({"evaluation": {"folds": 3, "fold": 3}})
     with pytest.raises(ValidationError, match="cannot be combined with an ensemble"):
         JobSpec.model_validate({"evaluation": {"refit": True, "test_fraction": 0.2, "ensemble": 3}})
-    with pytest.raises(ValidationError, match="refit_seeds counts the refit's seeds: it needs refit true"):
+    with pytest.raises(ValidationError, match="refit_seeds shapes the refit: it needs refit true"):
         JobSpec.model_validate({"evaluation": {"refit_seeds": 3}})
+    with pytest.raises(ValidationError, match="refit_trials shapes the refit: it needs refit true"):
+        JobSpec.model_validate({"evaluation": {"refit_trials": 3}})
+    with pytest.raises(ValidationError, match="refit_seeds x refit_trials is 30 networks; at most 20"):
+        JobSpec.model_validate({"evaluation": {"refit": True, "refit_trials": 3, "refit_seeds": 10}})
 
 
 def test_no_test_fraction_keeps_every_row_for_training_and_validation() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models.default_search import (
-    REFIT_SEEDS,
+    REFIT_TRIALS,
     default_space,
     searches_nothing,
     with_default_space,
@@ -74,9 +74,9 @@ def test_a_train_job_on_small_data_gets_enough_epochs_unless_it_chose() -> None:
 
 
 def test_the_default_search_refits_unless_the_user_chose_an_ensemble_or_said_no() -> None:
-    assert with_default_space({}, rows=500)["evaluation"] == {"refit": True, "refit_seeds": REFIT_SEEDS}
-    own_seeds = with_default_space({"evaluation": {"refit_seeds": 2}}, rows=500)["evaluation"]
-    assert own_seeds == {"refit_seeds": 2, "refit": True}
+    assert with_default_space({}, rows=500)["evaluation"] == {"refit": True, "refit_trials": REFIT_TRIALS}
+    own_count = with_default_space({"evaluation": {"refit_trials": 2, "refit_seeds": 3}}, rows=500)
+    assert own_count["evaluation"] == {"refit_trials": 2, "refit_seeds": 3, "refit": True}
     assert with_default_space({"evaluation": {"refit": False}}, rows=500)["evaluation"] == {"refit": False}
     ensemble = with_default_space({"evaluation": {"ensemble": 3}}, rows=500)
     assert ensemble["evaluation"] == {"ensemble": 3}
