@@ -394,8 +394,6 @@ def resolve_spec(
             ("ensemble", "averages a search's best trials; a train job has one model"),
             ("folds", "cross-validates a search's trials; a train job has one split"),
             ("refit", "retrains a search's best trial; a train job trains once"),
-            ("refit_seeds", "counts a search's refits; a train job trains once"),
-            ("refit_trials", "counts a search's refits; a train job trains once"),
         ):
             if getattr(spec.evaluation, name) != EvaluationSpec.model_fields[name].default:
                 raise InvalidInput(
