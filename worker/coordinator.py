@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -72,17 +73,14 @@ def trial_spec(document: dict[str, Any], values: dict[str, Any]) -> tuple[JobSpe
     return JobSpec.model_validate(concrete), search
 
 
-def _better(a: float, b: float, direction: str) -> bool:
-    return a > b if direction == "max" else a < b
+def ranked(trials: Sequence[Trial], direction: str | None) -> list[Trial]:
+    """Completed, scored trials, best first (ties: the earlier trial, as ``trials`` are in order)."""
+    scored = [t for t in trials if t.status == TrialStatus.COMPLETED and t.score is not None]
+    return sorted(scored, key=lambda t: t.score, reverse=direction != "min")  # type: ignore[arg-type,return-value]
 
 
 def _best(trials: list[Trial], direction: str) -> Trial | None:
-    scored = [t for t in trials if t.status == TrialStatus.COMPLETED and t.score is not None]
-    best: Trial | None = None
-    for trial in scored:
-        if best is None or _better(trial.score, best.score, direction):  # type: ignore[arg-type]
-            best = trial
-    return best
+    return next(iter(ranked(trials, direction)), None)
 
 
 def _stop_reason(job: Job, search: SearchSpec, best: Trial | None) -> str | None:
@@ -117,12 +115,9 @@ def _final_model(
     if most < 2:
         return model, [best.number]
     direction = spec.search.direction if spec.search else "max"
-    scored = [(t.score, t) for t in rows if t.status == TrialStatus.COMPLETED and t.score is not None]
-    ranked = [
-        t for _, t in sorted(scored, key=lambda item: item[0], reverse=direction != "min") if t.model_key
-    ]
+    kept = [t for t in ranked(rows, direction) if t.model_key]
     # The best trial first, then the next best as candidates (each one loaded and run on validation).
-    candidates = [best] + [t for t in ranked if t.id != best.id and trial_files(rt, t.id)[0].is_file()]
+    candidates = [best] + [t for t in kept if t.id != best.id and trial_files(rt, t.id)[0].is_file()]
     candidates = candidates[: 2 * most]
     if len(candidates) < 2:
         return model, [best.number]

@@ -7,7 +7,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,10 +17,9 @@ import structlog
 from models.atomic import write_whole
 from models.db import session_scope
 from models.spec import MAX_SEED, JobSpec
-from models.status import TrialStatus
 from models.store import DatasetStore, JobStore, TrialStore
 from models.tables import Trial
-from worker.coordinator import search_parts, trial_spec
+from worker.coordinator import ranked, search_parts, trial_spec
 from worker.files import refit_files, refit_lock_file
 from worker.runtime import Runtime
 from worker.training.engines import Run
@@ -98,7 +97,7 @@ def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
         best = next(t for t in trials if t.id == trial_id)
         base, _, search = search_parts(document)
         count = base.evaluation.refit_trials
-        chosen = [best, *_next_best(trials, best, search.direction or "max")][:count]
+        chosen = [best, *(t for t in ranked(trials, search.direction or "max") if t.id != best.id)][:count]
         configurations = [_refit_spec(document, t) for t in chosen]
         numbers = [t.number for t in chosen]
         csv_path, has_header, target = (
@@ -128,14 +127,6 @@ def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
         model_path.unlink(missing_ok=True)
         card = {"failed": f"{type(exc).__name__}: {exc}"}
     write_whole(card_path, json.dumps(card).encode())
-
-
-def _next_best(trials: Sequence[Trial], best: Trial, direction: str) -> list[Trial]:
-    """The other completed trials, best score first (ties: the earlier trial)."""
-    scored = [
-        t for t in trials if t.status == TrialStatus.COMPLETED and t.score is not None and t.id != best.id
-    ]
-    return sorted(scored, key=lambda t: (-t.score if direction == "max" else t.score, t.number))  # type: ignore[operator]
 
 
 def _refit_spec(document: dict[str, Any], trial: Trial) -> JobSpec:
