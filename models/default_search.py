@@ -18,7 +18,7 @@ def searches_nothing(raw: dict[str, Any]) -> bool:
 # only a few hundred steps, and the network underfits.
 MIN_STEPS = 3_000
 MAX_EPOCHS = 1_000
-REFIT_TRIALS = 5  # the default search's final model: the mean of the refits of this many best trials
+REFIT_TRIALS = 5  # the default search's final model: the mean of this many refits, picked on validation
 
 
 def epochs_for(rows: int, batch_size: int) -> int:
@@ -74,9 +74,10 @@ def default_space(rows: int) -> dict[str, Any]:
         },
         # As scikit-learn's GridSearchCV refits by default: the chosen configuration is retrained on
         # the training and validation rows (a quarter more data) for the epoch count it stopped at.
-        # The best few configurations are refit and averaged: one refit's score swings with its
-        # initial weights, the best trial is partly the luck of a small validation split, and no rows
-        # are left to tell a lucky refit from an unlucky one.
+        # Five networks are refit and averaged, picked among the ten best trials by ensemble selection
+        # on validation: one refit's score swings with its initial weights, the best trial is partly the
+        # luck of a small validation split, and no rows are left to tell a lucky refit from an unlucky
+        # one; a weak trial among the best few would drag the mean down.
         "evaluation": {"refit": True, "refit_trials": REFIT_TRIALS},
         "search": {
             "objective": "val_loss",

@@ -168,11 +168,12 @@ class EvaluationSpec(_Strict):
     # epoch count early stopping chose, and saved instead of the trial's own model. Only test rows
     # judge it (without them it is not compared with the baselines).
     refit: bool = False
-    # The refit trains the configuration this many times, from seeds training.seed, +1, ..., and saves
-    # the mean of their outputs as one model (1: a single refit).
+    # The refit trains each pick this many times, from seeds training.seed, +1, ..., and saves the mean
+    # of all their outputs as one model (1: one network per pick).
     refit_seeds: int = Field(1, ge=1, le=10)
-    # The refit retrains the configurations of this many best trials (best score first), each from
-    # refit_seeds seeds, and saves the mean of all their outputs (1: the best trial's alone).
+    # The refit averages this many picks among the 2x as many best trials, chosen by ensemble selection
+    # with replacement on the trials' validation outputs (a trial picked twice counts twice); 1: the
+    # best trial's configuration alone.
     refit_trials: int = Field(1, ge=1, le=10)
 
     @model_validator(mode="after")

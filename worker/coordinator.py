@@ -152,9 +152,11 @@ def _refitted(rt: Runtime, best: Trial, model: ModelFile) -> ModelFile:
     if "failed" in card:
         return replace(model, metrics=model.metrics | {"refit_error": card["failed"]})
     # Its validation rows were trained on: only the test rows (scored next) judge it.
-    # The card keeps its scores; how the refit was made ({epochs, train_rows, seeds, trials}) goes to
-    # the job's best (a refit written before seeds and trials existed was one network of the best).
+    # The card keeps its scores; how the refit was made ({epochs, train_rows, seeds, trials, networks})
+    # goes to the job's best (a refit written before seeds and trials existed was one network of the
+    # best; one written before networks, each trial once from each seed).
     refit = {"seeds": 1, "trials": [best.number]} | card["refit"]
+    refit.setdefault("networks", [refit["seeds"]] * len(refit["trials"]))
     metrics = {"train_rows": refit["train_rows"], "refit": refit}
     return ModelFile(path, best.id, card["task"], card["input_schema"], metrics, card["sha256"])
 

@@ -7,8 +7,10 @@ import os
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,7 @@ from models.spec import MAX_SEED, JobSpec
 from models.store import DatasetStore, JobStore, TrialStore
 from models.tables import Trial
 from worker.coordinator import ranked, search_parts, trial_spec
-from worker.files import refit_files, refit_lock_file
+from worker.files import refit_files, refit_lock_file, trial_files
 from worker.runtime import Runtime
 from worker.training.engines import Run
 
@@ -97,29 +99,35 @@ def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
         best = next(t for t in trials if t.id == trial_id)
         base, _, search = search_parts(document)
         count = base.evaluation.refit_trials
-        chosen = [best, *(t for t in ranked(trials, search.direction or "max") if t.id != best.id)][:count]
-        configurations = [_refit_spec(document, t) for t in chosen]
-        numbers = [t.number for t in chosen]
+        ranking = [best, *(t for t in ranked(trials, search.direction or "max") if t.id != best.id)]
+        candidates = [_Candidate(t.number, t.id, _refit_spec(document, t)) for t in ranking[: 2 * count]]
         csv_path, has_header, target = (
             rt.settings.data_dir / dataset.storage_key,
             dataset.has_header,
             job.target,
         )
-    spec = configurations[0]
-    epochs = spec.training.epochs
+    picks = Counter(_chosen(rt, candidates, count, base, (csv_path, has_header, target)))
+    seeds = base.evaluation.refit_seeds
+    # A trial picked w times is refit from w x refit_seeds seeds: its weight in the mean.
+    networks = [
+        _seeded(c.spec, c.spec.training.seed + i)
+        for c, picked in picks.items()
+        for i in range(picked * seeds)
+    ]
     model_path, card_path = refit_files(rt, trial_id)
     card: dict[str, Any]
     try:
-        result = _train_all(csv_path, has_header, target, configurations, model_path)
+        result = _train_all(csv_path, has_header, target, networks, model_path)
         card = {
             "task": result.task,
             "input_schema": result.input_schema,
             "sha256": result.sha256,
             "refit": {
-                "epochs": epochs,
+                "epochs": candidates[0].spec.training.epochs,
                 "train_rows": result.metrics.get("train_rows"),
-                "seeds": spec.evaluation.refit_seeds,
-                "trials": numbers,
+                "seeds": seeds,
+                "trials": [c.number for c in picks],
+                "networks": [picked * seeds for picked in picks.values()],
             },
         }
     except Exception as exc:  # the search keeps its best trial's model
@@ -127,6 +135,47 @@ def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
         model_path.unlink(missing_ok=True)
         card = {"failed": f"{type(exc).__name__}: {exc}"}
     write_whole(card_path, json.dumps(card).encode())
+
+
+@dataclass(frozen=True, eq=False)  # counted by identity: one object per trial
+class _Candidate:
+    """A trial whose configuration may be refit: its number, id and refit spec."""
+
+    number: int
+    trial_id: str
+    spec: JobSpec
+
+
+def _chosen(
+    rt: Runtime, candidates: list[_Candidate], count: int, spec: JobSpec, source: tuple[Path, bool, str]
+) -> list[_Candidate]:
+    """``count`` picks of configurations to refit, the best trial first, repeats allowed: ensemble
+    selection with replacement on the validation rows among the 2 x ``count`` best trials' own models,
+    as AutoGluon refits the members of its weighted ensemble. A weak trial (a linear model among
+    non-linear ones) is left out instead of diluting the mean; where no other trial helps, the best is
+    picked again. Where the models cannot be read: the ``count`` best, once each."""
+    kept = [c for c in candidates if trial_files(rt, c.trial_id)[0].is_file()]
+    if count < 2 or not kept or kept[0] is not candidates[0]:
+        return candidates[:count]
+    from worker.training.evaluation import choose_members
+
+    csv_path, has_header, target = source
+    try:
+        card = json.loads(trial_files(rt, kept[0].trial_id)[1].read_text())
+        picked = choose_members(
+            csv_path=csv_path,
+            has_header=has_header,
+            target=target,
+            spec=spec,
+            candidates=[trial_files(rt, c.trial_id)[0] for c in kept],
+            input_schema=card["input_schema"],
+            most=count,
+            replacement=True,
+        )
+    except Exception as exc:  # selection only shapes the refit: fall back to the best few
+        log.warning("refit_selection_failed", error=f"{type(exc).__name__}: {exc}")
+        return candidates[:count]
+    return [kept[i] for i in picked]
 
 
 def _refit_spec(document: dict[str, Any], trial: Trial) -> JobSpec:
@@ -140,23 +189,18 @@ def _refit_spec(document: dict[str, Any], trial: Trial) -> JobSpec:
 
 
 def _train_all(
-    csv_path: Path, has_header: bool, target: str, configurations: list[JobSpec], model_path: Path
+    csv_path: Path, has_header: bool, target: str, networks: list[JobSpec], model_path: Path
 ) -> TrainResult:
-    """Each configuration trained once per seed (seed, seed + 1, ...) on the same rows, as one population
-    on the fast engine, and saved as the mean of their outputs. One refit's held-out score swings with
-    its initial weights by a point or more on small data, and the best trial's score is itself partly
-    luck of the validation split: the mean of several networks of the best few configurations swings
-    much less, and no validation rows are left to choose among them."""
+    """Each spec trained once on the same rows, as one population on the fast engine, and saved as the
+    mean of their outputs. One refit's held-out score swings with its initial weights by a point or more
+    on small data, and the best trial's score is itself partly luck of the validation split: the mean of
+    several networks of the best few configurations swings much less, and no validation rows are left
+    to choose among them."""
     from worker.training.ensemble import build_ensemble
     from worker.training.train import train_runs
 
-    seeds = configurations[0].evaluation.refit_seeds
-    alone = len(configurations) * seeds == 1  # one network: saved where it goes, as before
-    runs = [
-        Run(_seeded(spec, spec.training.seed + i), _Unreported(), model_path if alone else None, refit=True)
-        for spec in configurations
-        for i in range(seeds)
-    ]
+    alone = len(networks) == 1  # one network: saved where it goes, as before
+    runs = [Run(spec, _Unreported(), model_path if alone else None, refit=True) for spec in networks]
     results = train_runs(csv_path=csv_path, has_header=has_header, target=target, runs=runs)
     for result in results:
         if result.failure is not None:

@@ -290,8 +290,12 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
     if handed_back:
         hand_back_trials(rt, handed_back, claimed[0].recorders[0].token)
     winner = pick(scored, key=lambda item: item[1])[0] if scored else None
-    # An ensemble is chosen at the end of the search, from any population: every trial keeps its model.
-    keep_all = bool(claimed) and claimed[0].spec.evaluation.ensemble > 1
+    # An ensemble, or the configurations a refit of several trials retrains, is chosen at the end of the
+    # search on the trials' own validation outputs, from any population: every trial keeps its model.
+    evaluation = claimed[0].spec.evaluation if claimed else None
+    keep_all = evaluation is not None and (
+        evaluation.ensemble > 1 or (evaluation.refit and evaluation.refit_trials > 1)
+    )
     for trial, score, best in scored:
         if trial.recorders[0].should_stop():
             continue  # cancelled or lease lost while the last chunk ran: the trial is no longer ours

@@ -9,7 +9,7 @@ import numpy as np
 
 from models.tabular import parse_csv
 from tests.training.conftest import train
-from worker.training.ensemble import build_ensemble, select_members
+from worker.training.ensemble import build_ensemble, select_members, select_with_replacement
 from worker.training.inputs import frame_to_inputs, to_tensors
 
 
@@ -44,3 +44,59 @@ def test_selection_adds_a_member_only_while_the_average_improves() -> None:
     values = np.array([1.0, 2.0, 3.0])
     over, under = values + 0.5, values - 0.5  # each off by a constant; their mean is exact
     assert select_members([over, under], values, task="regression", n_classes=0, most=2) == [0, 1]
+
+
+def test_selection_with_replacement_always_fills_its_rounds_and_weighs_by_repeats() -> None:
+    """The refit's picks: a poor trial never joins; where none helps the best is picked again (another
+    seed of it); over-/under-shooting regressors are weighed so that their mean is right."""
+    y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    best = np.array([0.3, 0.9, 0.2, 0.4, 0.1, 0.8, 0.6, 0.7])
+    complementary = np.array([0.2, 0.6, 0.4, 0.9, 0.3, 0.7, 0.2, 0.6])
+    poor = 1.0 - y * 0.9 - 0.05
+    picks = select_with_replacement([best, poor, complementary], y, task="binary", n_classes=2, rounds=5)
+    assert len(picks) == 5 and picks[0] == 0 and 2 in picks and 1 not in picks
+    assert select_with_replacement([best, poor], y, task="binary", n_classes=2, rounds=3) == [0, 0, 0]
+    values = np.array([1.0, 2.0, 3.0])
+    over, far_under = values + 0.5, values - 1.0  # two of over and one of far_under average exactly
+    picks = select_with_replacement([over, far_under], values, task="regression", n_classes=0, rounds=3)
+    assert sorted(picks) == [0, 0, 1]
+
+
+def test_a_refit_of_two_configurations_from_two_seeds_saves_four_networks_averaged(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    """Two configurations from two seeds each: four networks on training + validation rows, one model."""
+    from models.spec import EvaluationSpec, resolve_spec
+    from models.status import JobKind
+    from worker.refit import _seeded, _train_all
+
+    csv = data["breast_cancer"]
+    table = parse_csv(csv.read_bytes())
+    # Two trials' configurations as the refit gets them (trial_spec: concrete values, no early stopping),
+    # each from two seeds.
+    refit = EvaluationSpec(refit=True, refit_seeds=2, refit_trials=2)
+    networks = [
+        _seeded(
+            resolve_spec(
+                {"model": {"layers": [{"units": units}]}, "training": {"epochs": 3, "early_stopping": None}},
+                kind=JobKind.TRAIN,
+                target="target",
+                columns=table.columns,
+            ).model_copy(update={"evaluation": refit}),
+            seed,
+        )
+        for units in (4, 12)
+        for seed in (1, 2)
+    ]
+    path = tmp_path / "refit.keras"
+    result = _train_all(csv, table.has_header, "target", networks, path)
+    assert result.metrics["train_rows"] == len(table.frame)  # no validation rows held back
+    saved = keras.saving.load_model(path, safe_mode=True)
+    members = [layer for layer in saved.layers if isinstance(layer, keras.Model)]
+    widths = sorted(next(w for w in m.weights if "kernel" in w.path).shape[1] for m in members)
+    assert widths == [4, 4, 12, 12]
+    kernels = [next(w for w in m.weights if "kernel" in w.path).numpy() for m in members]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(kernels) for b in kernels[i + 1 :])
+    inputs = to_tensors(frame_to_inputs(table.frame.head(5), result.input_schema["inputs"]))
+    outputs = saved.predict(inputs, verbose=0)
+    assert outputs.shape == (5, 1) and np.all((outputs >= 0) & (outputs <= 1))

@@ -56,3 +56,28 @@ def select_members(
         current, best = min(tried)
         chosen.append(best)
     return chosen
+
+
+def select_with_replacement(
+    outputs: list[np.ndarray], y: np.ndarray, *, task: str, n_classes: int, rounds: int
+) -> list[int]:
+    """Ensemble selection with replacement (Caruana et al., 2004, as AutoGluon's weighted ensemble):
+    ``rounds`` indices into ``outputs`` (best trial first), repeats allowed, whose mean does best.
+
+    Starting from the best trial, each round adds the candidate whose addition gives the lowest
+    validation loss (RMSE for regression); adding one already in counts it twice. Every round adds one,
+    so a refit built from the picks always averages ``rounds`` networks: a trial picked again is
+    another seed of it, which lowers the variance validation outputs cannot show.
+    """
+    key = "val_rmse" if task == "regression" else "val_loss"
+    total = np.array(outputs[0], dtype=np.float64)
+    picked = [0]
+    while len(picked) < rounds:
+        losses = [
+            score(task, y, (total + candidate) / (len(picked) + 1), n_classes=n_classes, prefix="val_")[key]
+            for candidate in outputs
+        ]
+        best = int(np.argmin(losses))  # ties to the better-ranked trial
+        picked.append(best)
+        total += outputs[best]
+    return picked

@@ -12,7 +12,7 @@ import structlog
 from models.spec import JobSpec
 from worker.training.baselines import fit_baselines
 from worker.training.data import load_prepared
-from worker.training.ensemble import select_members
+from worker.training.ensemble import select_members, select_with_replacement
 from worker.training.inputs import frame_to_inputs, to_tensors
 from worker.training.scores import PRIMARY, score
 
@@ -43,14 +43,19 @@ def choose_members(
     candidates: list[Path],
     input_schema: dict[str, Any],
     most: int,
+    replacement: bool = False,
 ) -> list[int]:
-    """Which of ``candidates`` (model files, best first) to average, judged on the validation rows."""
+    """Which of ``candidates`` (model files, best first) to average, judged on the validation rows:
+    up to ``most`` distinct ones, or with ``replacement`` exactly ``most`` picks, repeats counting twice."""
     data = load_prepared(csv_path, has_header=has_header, target=target, spec=spec)
     outputs = [
         outputs_of(keras.saving.load_model(path, safe_mode=True, compile=False), data.x_val, input_schema)
         for path in candidates
     ]
-    return select_members(outputs, data.y_val, task=spec.task, n_classes=len(data.classes), most=most)
+    task, n_classes = spec.task, len(data.classes)
+    if replacement:
+        return select_with_replacement(outputs, data.y_val, task=task, n_classes=n_classes, rounds=most)
+    return select_members(outputs, data.y_val, task=task, n_classes=n_classes, most=most)
 
 
 def evaluate_job(
