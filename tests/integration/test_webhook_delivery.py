@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from api.embedded import beat_command, create_key
+from models.db import make_engine
 from models.settings import Settings
+from models.status import TrialStatus
+from models.tables import JobEvent, TrialEvent
 from tests.conftest import stop_process
 from tests.faults.services import live_api, wait_until
 from tuneforge_client import Client, Delivery, verify
@@ -94,9 +98,29 @@ def api(server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         yield base
 
 
+def _undispatched(settings: Settings) -> int:
+    """Events no dispatcher has fanned out yet: every earlier test's, made while no beat ran."""
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with engine.connect() as connection:
+            jobs = select(func.count()).select_from(JobEvent).where(JobEvent.fanned_out_at.is_(None))
+            trials = (
+                select(func.count())
+                .select_from(TrialEvent)
+                .where(TrialEvent.fanned_out_at.is_(None), TrialEvent.to_status == TrialStatus.COMPLETED)
+            )
+            return int(connection.scalar(jobs) or 0) + int(connection.scalar(trials) or 0)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def start_beat(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[bool], Path]]:
-    """Start a real ``celery beat`` (the dispatcher) with private addresses allowed or not; its log."""
+def start_beat(
+    server_env: dict[str, str], settings: Settings, tmp_path: Path
+) -> Iterator[Callable[[bool], Path]]:
+    """Start a real ``celery beat`` (the dispatcher) with private addresses allowed or not; its log.
+    Returns once it has fanned out the shared database's backlog (the suite's earlier jobs), so that
+    the latency measured is this test's events', not the time to work through thousands of others."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(allow_private: bool) -> Path:
@@ -117,6 +141,7 @@ def start_beat(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[
         with log.open("wb") as out:
             started.append(subprocess.Popen(beat_command(tmp_path), env=env, stdout=out, stderr=out))
         wait_until(lambda: "beat: Starting" in log.read_text(), timeout=60, what="celery beat")
+        wait_until(lambda: _undispatched(settings) == 0, timeout=120, what="the earlier events", every=1.0)
         return log
 
     yield start
