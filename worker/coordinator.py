@@ -79,6 +79,21 @@ def ranked(trials: Sequence[Trial], direction: str | None) -> list[Trial]:
     return sorted(scored, key=lambda t: t.score, reverse=direction != "min")  # type: ignore[arg-type,return-value]
 
 
+def models_kept(spec: JobSpec) -> int:
+    """How many of a search's best trials keep their models until its end (0: each population's best
+    alone): the candidates its refit (2 x refit_trials) or its ensemble (2 x ensemble) chooses among."""
+    evaluation = spec.evaluation
+    if evaluation.refit and evaluation.refit_trials > 1:
+        return 2 * evaluation.refit_trials
+    return 2 * evaluation.ensemble if evaluation.ensemble > 1 else 0
+
+
+def outranked(trials: Sequence[Trial], direction: str, kept: int) -> list[Trial]:
+    """Trials ranked past the ``kept`` best (none when nothing is kept): later trials only push them
+    further down, so the search's end never reads their models."""
+    return ranked(trials, direction)[kept:] if kept else []
+
+
 def _best(trials: list[Trial], direction: str) -> Trial | None:
     return next(iter(ranked(trials, direction)), None)
 
@@ -220,6 +235,13 @@ def step_once(rt: Runtime, job_id: str) -> StepOutcome | None:
                     except RuntimeError as exc:  # keras-tuner: too many consecutive failed trials
                         failure = str(exc).strip().splitlines()[0]
             best = _best(rows, search.direction or "max")
+            # A search that keeps every trial's model drops those that can no longer be chosen, as it
+            # goes: a long search's disk use stays at the candidates', not its trial count's.
+            outcome.discard = [
+                t.id
+                for t in outranked(rows, search.direction or "max", models_kept(spec))
+                if trial_files(rt, t.id)[0].is_file()
+            ]
             reason = failure or _stop_reason(job, search, best)
             active = [t for t in rows if t.status in (TrialStatus.QUEUED, TrialStatus.RUNNING)]
             exhausted = len(rows) >= search.max_trials

@@ -19,7 +19,7 @@ from models.status import JobStatus, TrialStatus
 from models.store import ClaimOutcome, DatasetStore, JobStore, TrialStore
 from worker.app import app
 from worker.checkpointing import open_checkpoint
-from worker.coordinator import discard_files, score_of, step_once, trial_spec
+from worker.coordinator import discard_files, models_kept, score_of, step_once, trial_spec
 from worker.db_retry import retry_transient
 from worker.files import trial_files
 from worker.handback import hand_back_trials
@@ -292,10 +292,8 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
     winner = pick(scored, key=lambda item: item[1])[0] if scored else None
     # An ensemble, or the configurations a refit of several trials retrains, is chosen at the end of the
     # search on the trials' own validation outputs, from any population: every trial keeps its model.
-    evaluation = claimed[0].spec.evaluation if claimed else None
-    keep_all = evaluation is not None and (
-        evaluation.ensemble > 1 or (evaluation.refit and evaluation.refit_trials > 1)
-    )
+    # Each coordinator step then drops those ranked past the candidates (coordinator.outranked).
+    keep_all = bool(claimed) and models_kept(claimed[0].spec) > 0
     for trial, score, best in scored:
         if trial.recorders[0].should_stop():
             continue  # cancelled or lease lost while the last chunk ran: the trial is no longer ours
