@@ -133,7 +133,7 @@ def _final_model(
     kept = [t for t in ranked(rows, direction) if t.model_key]
     # The best trial first, then the next best as candidates (each one loaded and run on validation).
     candidates = [best] + [t for t in kept if t.id != best.id and trial_files(rt, t.id)[0].is_file()]
-    candidates = candidates[: 2 * most]
+    candidates = candidates[: models_kept(spec)]  # the models each step keeps (models_kept)
     if len(candidates) < 2:
         return model, [best.number]
     from worker.training.ensemble import build_ensemble

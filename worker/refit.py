@@ -21,7 +21,7 @@ from models.db import session_scope
 from models.spec import MAX_SEED, JobSpec
 from models.store import DatasetStore, JobStore, TrialStore
 from models.tables import Trial
-from worker.coordinator import ranked, search_parts, trial_spec
+from worker.coordinator import models_kept, ranked, search_parts, trial_spec
 from worker.files import refit_files, refit_lock_file, trial_files
 from worker.runtime import Runtime
 from worker.training.engines import Run
@@ -100,7 +100,9 @@ def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
         base, _, search = search_parts(document)
         count = base.evaluation.refit_trials
         ranking = [best, *(t for t in ranked(trials, search.direction or "max") if t.id != best.id)]
-        candidates = [_Candidate(t.number, t.id, _refit_spec(document, t)) for t in ranking[: 2 * count]]
+        # The trials whose models the coordinator keeps (the best alone when one is refit).
+        chosen_from = ranking[: max(1, models_kept(base))]
+        candidates = [_Candidate(t.number, t.id, _refit_spec(document, t)) for t in chosen_from]
         csv_path, has_header, target = (
             rt.settings.data_dir / dataset.storage_key,
             dataset.has_header,
