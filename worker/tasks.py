@@ -12,13 +12,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from models.db import is_transient, session_scope
 from models.errors import DomainError
 from models.spec import JobSpec
-from models.status import JobKind
+from models.status import JobKind, JobStatus
 from models.store import ClaimOutcome, DatasetStore, JobStore
 from worker.app import app
 from worker.checkpointing import open_checkpoint
 from worker.db_retry import retry_transient
 from worker.files import trial_files
-from worker.finish import finish_cancelled, finish_failed, finish_succeeded
+from worker.finish import end_job, finish_cancelled, finish_failed, finish_succeeded
 from worker.handback import hand_back_job
 from worker.protocol import RUN_JOB
 from worker.recorder import Recorder
@@ -51,13 +51,17 @@ def run_job(job_id: str) -> None:
             return
         job = jobs.get_any(job_id)
         kind, attempt = job.kind, job.attempt
+        if attempt > rt.settings.max_attempts:
+            # Work that kills its worker every time must end, not loop: count attempts, not deliveries.
+            # Failed in the claim's own transaction, so nobody ever sees it running under this attempt.
+            message = f"the job's worker was lost {attempt - 1} times; giving up"
+            error = {"code": "worker_lost", "message": message}
+            end_job(
+                rt, session, job_id, JobStatus.FAILED, reason="worker_lost", lease_token=token, error=error
+            )
+            log.warning("job_given_up", job_id=job_id, attempts=attempt - 1)
+            return
     structlog.contextvars.bind_contextvars(job_id=job_id, kind=kind, attempt=attempt)
-    recorder = Recorder(rt, job_id, token)
-    if attempt > rt.settings.max_attempts:
-        # Work that kills its worker every time must end, not loop: count attempts, not deliveries.
-        message = f"the job's worker was lost {attempt - 1} times; giving up"
-        finish_failed(rt, recorder, {"code": "worker_lost", "message": message})
-        return
     log.info("job_claimed", job_id=job_id, worker=rt.worker_name, kind=kind)
     recorder = Recorder(rt, job_id, token)
     try:
