@@ -170,7 +170,9 @@ def test_a_paused_worker_cannot_change_a_trial_another_worker_finished(
                 ]
                 == "completed"
             ),
-            timeout=300,
+            # The lease lapses, the reaper requeues, the other worker resumes from the checkpoint and
+            # trains on: as long as a whole search here (300 s timed out once in a loaded CI run).
+            timeout=400,
             what="another worker to finish the paused worker's trial",
         )
     finally:
