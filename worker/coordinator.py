@@ -24,7 +24,14 @@ from models.status import TERMINAL, JobStatus, TrialStatus
 from models.store import DatasetStore, JobStore, TrialStore
 from models.tables import Job, Trial
 from worker.db_retry import retry_transient
-from worker.files import checkpoint_file, ensemble_file, refit_files, refit_lock_file, trial_files
+from worker.files import (
+    checkpoint_file,
+    ensemble_file,
+    refit_files,
+    refit_lock_file,
+    selection_models,
+    trial_files,
+)
 from worker.finish import ModelFile, end_job
 from worker.runtime import Runtime
 
@@ -143,7 +150,7 @@ def _final_model(
         chosen = choose_members(
             **data,
             spec=spec,
-            candidates=[trial_files(rt, t.id)[0] for t in candidates],
+            candidates=selection_models(rt, [t.id for t in candidates], spec.evaluation.folds),
             input_schema=model.input_schema,
             most=most,
         )
@@ -182,6 +189,8 @@ def discard_files(rt: Runtime, trial_ids: list[str]) -> None:
         made = (*trial_files(rt, trial_id), *refit_files(rt, trial_id))
         for path in (*made, ensemble_file(rt, trial_id), refit_lock_file(rt, trial_id)):
             path.unlink(missing_ok=True)
+        for fold_model in made[0].parent.glob(f"{trial_id}.fold*.keras"):
+            fold_model.unlink(missing_ok=True)
         for leftover in checkpoint_file(rt, trial_id).parent.glob(f"{trial_id}*.ckpt*"):
             leftover.unlink(missing_ok=True)
 

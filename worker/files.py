@@ -14,6 +14,21 @@ def trial_files(rt: Runtime, trial_id: str) -> tuple[Path, Path]:
     return folder / f"{trial_id}.keras", folder / f"{trial_id}.json"
 
 
+def fold_model_files(rt: Runtime, trial_id: str, folds: int) -> list[Path]:
+    """A cross-validated trial's model of each fold, fold 0's being the trial's own model file."""
+    model = trial_files(rt, trial_id)[0]
+    return [model, *(model.with_name(f"{trial_id}.fold{fold}.keras") for fold in range(1, folds))]
+
+
+def selection_models(rt: Runtime, trial_ids: list[str], folds: int) -> list[list[Path]]:
+    """What ensemble selection judges each trial by: its model of every fold where all trials have them
+    (out-of-fold outputs), else its own model alone (the validation rows)."""
+    per_fold = [fold_model_files(rt, trial_id, folds) for trial_id in trial_ids]
+    if folds > 1 and all(path.is_file() for paths in per_fold for path in paths):
+        return per_fold
+    return [paths[:1] for paths in per_fold]
+
+
 def checkpoint_file(rt: Runtime, trial_id: str) -> Path:
     """A trial's training checkpoint (the state a re-claimed run resumes from)."""
     folder = rt.settings.data_dir / "checkpoints"

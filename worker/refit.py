@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -22,7 +23,7 @@ from models.spec import MAX_SEED, JobSpec
 from models.store import DatasetStore, JobStore, TrialStore
 from models.tables import Trial
 from worker.coordinator import models_kept, ranked, search_parts, trial_spec
-from worker.files import refit_files, refit_lock_file, trial_files
+from worker.files import refit_files, refit_lock_file, selection_models, trial_files
 from worker.runtime import Runtime
 from worker.training.engines import Run
 
@@ -152,7 +153,8 @@ def _chosen(
     rt: Runtime, candidates: list[_Candidate], count: int, spec: JobSpec, source: tuple[Path, bool, str]
 ) -> list[_Candidate]:
     """``count`` picks of configurations to refit, the best trial first, repeats allowed: ensemble
-    selection with replacement on the validation rows among the 2 x ``count`` best trials' own models,
+    selection with replacement on the validation rows (out-of-fold rows, when cross-validated) among the
+    2 x ``count`` best trials' own models,
     as AutoGluon refits the members of its weighted ensemble. A weak trial (a linear model among
     non-linear ones) is left out instead of diluting the mean; where no other trial helps, the best is
     picked again. Where the models cannot be read: the ``count`` best, once each."""
@@ -169,7 +171,7 @@ def _chosen(
             has_header=has_header,
             target=target,
             spec=spec,
-            candidates=[trial_files(rt, c.trial_id)[0] for c in kept],
+            candidates=selection_models(rt, [c.trial_id for c in kept], spec.evaluation.folds),
             input_schema=card["input_schema"],
             most=count,
             replacement=True,
@@ -186,6 +188,10 @@ def _refit_spec(document: dict[str, Any], trial: Trial) -> JobSpec:
     spec, _ = trial_spec(document, dict(trial.hyperparameters))
     metrics = dict(trial.metrics or {})
     epochs = int((metrics.get("best_epoch") or {}).get("epoch") or spec.training.epochs)
+    # Cross-validated: the median of the folds' stopping epochs, which one fold's luck moves less.
+    per_fold = [e.get("best_epoch") for e in metrics.get("executions", [])[: spec.evaluation.folds]]
+    if spec.evaluation.folds > 1 and per_fold and all(isinstance(e, int) for e in per_fold):
+        epochs = round(statistics.median(per_fold))
     training = spec.training.model_copy(update={"epochs": max(1, epochs), "early_stopping": None})
     return spec.model_copy(update={"training": training})
 

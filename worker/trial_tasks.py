@@ -21,7 +21,7 @@ from worker.app import app
 from worker.checkpointing import open_checkpoint
 from worker.coordinator import discard_files, models_kept, score_of, step_once, trial_spec
 from worker.db_retry import retry_transient
-from worker.files import trial_files
+from worker.files import fold_model_files, trial_files
 from worker.handback import hand_back_trials
 from worker.metrics import count_trial
 from worker.protocol import RUN_POPULATION, RUN_TRIAL, SEARCH_STEP
@@ -298,14 +298,24 @@ def _record(rt: Runtime, claimed: list[Claimed], search: SearchSpec, outcomes: l
         if trial.recorders[0].should_stop():
             continue  # cancelled or lease lost while the last chunk ran: the trial is no longer ours
         keep = trial is winner or keep_all
-        if keep:
-            _save_best(rt, trial.trial_id, best)
         results = outcomes[claimed.index(trial)]
         folds = trial.spec.evaluation.folds
+        if keep:
+            _save_best(rt, trial.trial_id, best)
+        if keep_all and folds > 1:
+            # Every fold's model, so the final step judges trials on out-of-fold outputs of every row.
+            paths = fold_model_files(rt, trial.trial_id, folds)
+            for result, path in zip(results[1:folds], paths[1:], strict=True):
+                result.save(path)
         metrics = best.trial_metrics() | {
             "engine": best.engine.engine if best.engine else None,
             "executions": [
-                {"score": score_of(r.metrics, objective), "epochs_run": r.epochs_run, "fold": e % folds}
+                {
+                    "score": score_of(r.metrics, objective),
+                    "epochs_run": r.epochs_run,
+                    "best_epoch": r.best_epoch,
+                    "fold": e % folds,
+                }
                 for e, r in enumerate(results)
             ],
         }

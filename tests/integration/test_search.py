@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from models.settings import Settings
 from tests.conftest import start_worker, stop_process
 from tests.support import GUIDE_SEARCH, upload, wait_job
 
@@ -341,3 +342,37 @@ def test_a_refit_search_saves_its_best_configuration_retrained_on_train_and_vali
         },
     )
     assert with_ensemble.status_code == 422 and "ensemble" in with_ensemble.text
+
+
+def test_a_cross_validated_refit_judges_its_picks_out_of_fold_and_leaves_no_fold_model_behind(
+    client: TestClient, worker: subprocess.Popen[bytes], csvs: dict[str, Path], settings: Settings
+) -> None:
+    """folds 3 with a refit of 2 picks: each trial trains once per fold and keeps each fold's model
+    until the end; the untrained trial is not picked (judged on out-of-fold outputs of all 455 rows); the
+    refit trains for the median of the folds' stopping epochs; once the job ends no fold model is left."""
+    dataset = upload(client, csvs["breast_cancer"])
+    spec = {
+        "model": {"layers": [{"units": 8}]},
+        "training": {"epochs": 15, "learning_rate": {"choice": [0.01, 1e-7]}},
+        "evaluation": {"test_fraction": 0.2, "folds": 3, "refit": True, "refit_trials": 2},
+        "search": {"algorithm": "grid", "max_trials": 2, "max_concurrent_trials": 1},
+    }
+    job = wait_job(client, _search(client, dataset["id"], spec)["id"])
+    assert job["status"] == "succeeded", job.get("error")
+    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    best = job["best"]
+    chosen = next(t for t in trials if t["number"] == best["number"])
+    assert chosen["hyperparameters"]["learning_rate"] == 0.01
+    executions = chosen["metrics"]["executions"]
+    assert [e["fold"] for e in executions] == [0, 1, 2]
+    stopped = sorted(e["best_epoch"] for e in executions)
+    assert best["refit"] == {
+        "epochs": stopped[1],
+        "train_rows": 455,
+        "seeds": 1,
+        "trials": [best["number"]],
+        "networks": [2],
+    }
+    assert best["cross_validation"]["folds"] == 3 and "test_accuracy" in best["test"]
+    folder = settings.data_dir / "models" / "trials"
+    assert not [p.name for t in trials for p in folder.glob(f"{t['id']}.fold*")], "fold models left behind"

@@ -11,6 +11,7 @@ from models.tabular import parse_csv
 from tests.training.conftest import train
 from worker.training.ensemble import build_ensemble, select_members, select_with_replacement
 from worker.training.inputs import frame_to_inputs, to_tensors
+from worker.training.scores import score
 
 
 def test_the_ensemble_averages_its_members_on_raw_rows(data: dict[str, Path], tmp_path: Path) -> None:
@@ -100,3 +101,62 @@ def test_a_refit_of_two_configurations_from_two_seeds_saves_four_networks_averag
     inputs = to_tensors(frame_to_inputs(table.frame.head(5), result.input_schema["inputs"]))
     outputs = saved.predict(inputs, verbose=0)
     assert outputs.shape == (5, 1) and np.all((outputs >= 0) & (outputs <= 1))
+
+
+def test_cross_validated_trials_are_judged_out_of_fold_on_every_row(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    """With a model per fold, each fold's validation rows are run through that fold's model: every row
+    left after the test split is judged once, by a model that never trained on it. A trial as good as
+    another on fold 0 but untrained on the others is told apart only this way."""
+    from models.spec import EvaluationSpec, resolve_spec
+    from models.status import JobKind
+    from tests.training.conftest import Collector
+    from worker.training.data import load_prepared
+    from worker.training.evaluation import choose_members, out_of_fold_outputs
+    from worker.training.train import run_training
+
+    csv = data["breast_cancer"]
+    table = parse_csv(csv.read_bytes())
+    base = resolve_spec(
+        {"training": {"epochs": 15}}, kind=JobKind.TRAIN, target="target", columns=table.columns
+    )
+    base = base.model_copy(update={"evaluation": EvaluationSpec(test_fraction=0.2, folds=3)})
+    schema: dict[str, object] = {}
+
+    def fold_model(fold: int, learning_rate: float, name: str) -> Path:
+        training = base.training.model_copy(update={"learning_rate": learning_rate})
+        evaluation = base.evaluation.model_copy(update={"fold": fold})
+        spec = base.model_copy(update={"training": training, "evaluation": evaluation})
+        path = tmp_path / f"{name}{fold}.keras"
+        result = run_training(
+            csv_path=csv, has_header=True, target="target", spec=spec, reporter=Collector(), model_path=path
+        )
+        schema.update(result.input_schema)
+        return path
+
+    good = [fold_model(fold, 0.01, "good") for fold in range(3)]
+    untrained_elsewhere = [good[0], fold_model(1, 1e-7, "untrained"), fold_model(2, 1e-7, "untrained")]
+    sources = {"csv_path": csv, "has_header": True, "target": "target", "input_schema": schema}
+    outputs, y, n_classes = out_of_fold_outputs(spec=base, candidates=[good, untrained_elsewhere], **sources)
+
+    folds = [
+        load_prepared(
+            csv,
+            has_header=True,
+            target="target",
+            spec=base.model_copy(update={"evaluation": base.evaluation.model_copy(update={"fold": f})}),
+        )
+        for f in range(3)
+    ]
+    rest = len(table.frame) - len(folds[0].y_test)
+    assert len(y) == rest and all(o.shape[0] == rest for o in outputs)  # every non-test row, once
+    np.testing.assert_array_equal(y, np.concatenate([f.y_val for f in folds]))
+    first = len(folds[0].y_val)
+    np.testing.assert_allclose(outputs[0][:first], outputs[1][:first])  # fold 0: the same model
+    losses = [score("binary", y, o, n_classes=n_classes, prefix="")["loss"] for o in outputs]
+    assert losses[0] < 0.3 < 0.6 < losses[1], losses
+    picks = choose_members(
+        spec=base, candidates=[good, untrained_elsewhere], most=3, replacement=True, **sources
+    )
+    assert picks == [0, 0, 0]

@@ -34,28 +34,51 @@ def outputs_of(model: Any, rows: Any, input_schema: dict[str, Any]) -> np.ndarra
     return np.asarray(model.predict(inputs, verbose=0, batch_size=1024), dtype="float64")
 
 
-def choose_members(
+def out_of_fold_outputs(
     *,
     csv_path: Path,
     has_header: bool,
     target: str,
     spec: JobSpec,
-    candidates: list[Path],
+    candidates: list[list[Path]],
     input_schema: dict[str, Any],
+) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """Each candidate's outputs on the validation rows, the labels and the class count.
+
+    A candidate is its model file per fold. With one, it is run on the validation rows; with one per
+    fold (a cross-validated search), on every fold's validation rows, each by the model that did not
+    train on them: out-of-fold outputs of all the rows, where one fold's are a fifth of them.
+    """
+    folds = len(candidates[0])
+    outputs: list[list[np.ndarray]] = [[] for _ in candidates]
+    truth: list[np.ndarray] = []
+    n_classes = 0
+    for fold in range(folds):
+        evaluation = spec.evaluation.model_copy(update={"fold": fold})
+        fold_spec = spec if folds == 1 else spec.model_copy(update={"evaluation": evaluation})
+        data = load_prepared(csv_path, has_header=has_header, target=target, spec=fold_spec)
+        truth.append(data.y_val)
+        n_classes = len(data.classes)
+        for found, paths in zip(outputs, candidates, strict=True):
+            model = keras.saving.load_model(paths[fold], safe_mode=True, compile=False)
+            found.append(outputs_of(model, data.x_val, input_schema))
+    return [np.concatenate(found) for found in outputs], np.concatenate(truth), n_classes
+
+
+def choose_members(
+    *,
+    spec: JobSpec,
     most: int,
     replacement: bool = False,
+    **sources: Any,
 ) -> list[int]:
-    """Which of ``candidates`` (model files, best first) to average, judged on the validation rows:
-    up to ``most`` distinct ones, or with ``replacement`` exactly ``most`` picks, repeats counting twice."""
-    data = load_prepared(csv_path, has_header=has_header, target=target, spec=spec)
-    outputs = [
-        outputs_of(keras.saving.load_model(path, safe_mode=True, compile=False), data.x_val, input_schema)
-        for path in candidates
-    ]
-    task, n_classes = spec.task, len(data.classes)
+    """Which candidates (best first, as ``out_of_fold_outputs`` takes them) to average, judged on their
+    validation (or out-of-fold) outputs: up to ``most`` distinct ones, or with ``replacement`` exactly
+    ``most`` picks, repeats counting twice."""
+    outputs, y, n_classes = out_of_fold_outputs(spec=spec, **sources)
     if replacement:
-        return select_with_replacement(outputs, data.y_val, task=task, n_classes=n_classes, rounds=most)
-    return select_members(outputs, data.y_val, task=task, n_classes=n_classes, most=most)
+        return select_with_replacement(outputs, y, task=spec.task, n_classes=n_classes, rounds=most)
+    return select_members(outputs, y, task=spec.task, n_classes=n_classes, most=most)
 
 
 def evaluate_job(
