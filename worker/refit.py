@@ -153,11 +153,11 @@ def _chosen(
     rt: Runtime, candidates: list[_Candidate], count: int, spec: JobSpec, source: tuple[Path, bool, str]
 ) -> list[_Candidate]:
     """``count`` picks of configurations to refit, the best trial first, repeats allowed: ensemble
-    selection with replacement on the validation rows (out-of-fold rows, when cross-validated) among the
-    2 x ``count`` best trials' own models,
-    as AutoGluon refits the members of its weighted ensemble. A weak trial (a linear model among
-    non-linear ones) is left out instead of diluting the mean; where no other trial helps, the best is
-    picked again. Where the models cannot be read: the ``count`` best, once each."""
+    selection with replacement on the validation rows (every row out of fold, when cross-validated)
+    among the 2 x ``count`` best trials' own models, as AutoGluon refits the members of its weighted
+    ensemble. A weak trial (a linear model among non-linear ones) is left out instead of diluting the
+    mean; where no other trial helps, the best is picked again. Where the models cannot be read: the
+    ``count`` best, once each."""
     kept = [c for c in candidates if trial_files(rt, c.trial_id)[0].is_file()]
     if count < 2 or not kept or kept[0] is not candidates[0]:
         return candidates[:count]
