@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from models.default_search import (
-    FOLDS,
     REFIT_TRIALS,
     default_space,
     searches_nothing,
@@ -75,13 +74,9 @@ def test_a_train_job_on_small_data_gets_enough_epochs_unless_it_chose() -> None:
 
 
 def test_the_default_search_refits_unless_the_user_chose_an_ensemble_or_said_no() -> None:
-    refit = {"refit": True, "refit_trials": REFIT_TRIALS}
-    assert with_default_space({}, rows=500)["evaluation"] == refit | {"folds": FOLDS}  # small: CV
-    assert with_default_space({}, rows=20_000)["evaluation"] == refit
+    assert with_default_space({}, rows=500)["evaluation"] == {"refit": True, "refit_trials": REFIT_TRIALS}
     own_count = with_default_space({"evaluation": {"refit_trials": 2, "refit_seeds": 3}}, rows=500)
-    assert own_count["evaluation"] == {"refit_trials": 2, "refit_seeds": 3, "refit": True, "folds": FOLDS}
-    one_split = with_default_space({"evaluation": {"folds": 1}}, rows=500)["evaluation"]
-    assert one_split == refit | {"folds": 1}  # the user's own choice wins
+    assert own_count["evaluation"] == {"refit_trials": 2, "refit_seeds": 3, "refit": True}
     assert with_default_space({"evaluation": {"refit": False}}, rows=500)["evaluation"] == {"refit": False}
     ensemble = with_default_space({"evaluation": {"ensemble": 3}}, rows=500)
     assert ensemble["evaluation"] == {"ensemble": 3}
