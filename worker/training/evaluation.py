@@ -67,15 +67,26 @@ def out_of_fold_outputs(
 
 def choose_members(
     *,
+    csv_path: Path,
+    has_header: bool,
+    target: str,
     spec: JobSpec,
+    candidates: list[list[Path]],
+    input_schema: dict[str, Any],
     most: int,
     replacement: bool = False,
-    **sources: Any,
 ) -> list[int]:
     """Which candidates (best first, as ``out_of_fold_outputs`` takes them) to average, judged on their
     validation (or out-of-fold) outputs: up to ``most`` distinct ones, or with ``replacement`` exactly
     ``most`` picks, repeats counting twice."""
-    outputs, y, n_classes = out_of_fold_outputs(spec=spec, **sources)
+    outputs, y, n_classes = out_of_fold_outputs(
+        csv_path=csv_path,
+        has_header=has_header,
+        target=target,
+        spec=spec,
+        candidates=candidates,
+        input_schema=input_schema,
+    )
     if replacement:
         return select_with_replacement(outputs, y, task=spec.task, n_classes=n_classes, rounds=most)
     return select_members(outputs, y, task=spec.task, n_classes=n_classes, most=most)
