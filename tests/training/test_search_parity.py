@@ -46,6 +46,15 @@ def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_pat
             state = step.snapshot()
     assert proposed == expected
 
+    # A population: all 10 handed out at once, before any has a result, as one coordinator step does.
+    # Still keras-tuner's sequence: each proposal grows the space (the deeper layers' units, activations
+    # and dropouts) before the next is sampled, so later trials do not fall back to those defaults.
+    with driver(spec.search, space, None, seed=7, max_epochs=100) as step:
+        population = [step.propose(number)["values"] for number in range(10)]
+    assert population == expected
+    deep = [v for v in population[1:] if v["num_layers"] > 1]
+    assert deep and any(v[f"units{i}"] != 8 for v in deep for i in range(1, v["num_layers"]))
+
 
 @pytest.mark.parametrize("algorithm", ["bayesian", "hyperband", "grid"])
 def test_every_oracle_resumes_from_saved_state_at_each_step(algorithm: str) -> None:

@@ -89,6 +89,11 @@ class Driver:
         if trial.status == kt.engine.trial.TrialStatus.IDLE:
             raise OracleBusy()
         register(trial.hyperparameters, self.space)
+        # keras-tuner grows its space from each trial's build (end_trial) before it samples the next:
+        # grown here too, a population's later trials sample the layers its earlier ones added, as the
+        # sequential script does; left to end_trial, every trial of a population proposed at once got
+        # the defaults (8 units) past the first search's first layer: cheaper networks, another search.
+        self.oracle.update_space(trial.hyperparameters)
         return {"oracle_trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values)}
 
     def finish(self, oracle_trial_id: str, *, score: float | None, failed_message: str | None) -> None:
