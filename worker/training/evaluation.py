@@ -11,7 +11,7 @@ import structlog
 
 from models.spec import JobSpec
 from worker.training.baselines import fit_baselines
-from worker.training.data import load_prepared
+from worker.training.data import load_frame, load_prepared, prepare
 from worker.training.ensemble import select_members, select_with_replacement
 from worker.training.inputs import frame_to_inputs, to_tensors
 from worker.training.scores import PRIMARY, score
@@ -53,10 +53,11 @@ def out_of_fold_outputs(
     outputs: list[list[np.ndarray]] = [[] for _ in candidates]
     truth: list[np.ndarray] = []
     n_classes = 0
+    frame, columns = load_frame(csv_path, has_header=has_header)  # parsed once, split once per fold
     for fold in range(folds):
         evaluation = spec.evaluation.model_copy(update={"fold": fold})
         fold_spec = spec if folds == 1 else spec.model_copy(update={"evaluation": evaluation})
-        data = load_prepared(csv_path, has_header=has_header, target=target, spec=fold_spec)
+        data = prepare(frame, columns, target=target, spec=fold_spec)
         truth.append(data.y_val)
         n_classes = len(data.classes)
         for found, paths in zip(outputs, candidates, strict=True):
