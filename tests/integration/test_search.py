@@ -283,6 +283,25 @@ def test_a_cross_validated_search_scores_each_trial_by_its_mean_over_folds(
     assert train_job.status_code == 422 and "folds" in train_job.json()["detail"]
 
 
+def _refit_of_a_learning_rate_grid(
+    client: TestClient, dataset_id: str, evaluation: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """A grid over learning rate {0.01, 1e-7} (the second barely learns) of one 8-unit layer, refit as
+    ``evaluation`` says: the succeeded job, its trials and the chosen trial (0.01's)."""
+    spec = {
+        "model": {"layers": [{"units": 8}]},
+        "training": {"epochs": 15, "learning_rate": {"choice": [0.01, 1e-7]}},
+        "evaluation": evaluation,
+        "search": {"algorithm": "grid", "max_trials": 2, "max_concurrent_trials": 1},
+    }
+    job = wait_job(client, _search(client, dataset_id, spec)["id"])
+    assert job["status"] == "succeeded", job.get("error")
+    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    chosen = next(t for t in trials if t["number"] == job["best"]["number"])
+    assert chosen["hyperparameters"]["learning_rate"] == 0.01
+    return job, trials, chosen
+
+
 def test_a_refit_search_saves_its_best_configuration_retrained_on_train_and_validation_rows(
     client: TestClient,
     worker: subprocess.Popen[bytes],
@@ -293,19 +312,10 @@ def test_a_refit_search_saves_its_best_configuration_retrained_on_train_and_vali
     """evaluation.refit: the saved model is the best trial retrained for its best epoch count on more rows;
     of the two trials, the one that barely learned (learning rate 1e-7) is not refit beside it."""
     dataset = upload(client, csvs["breast_cancer"])
-    spec = {
-        "model": {"layers": [{"units": 8}]},
-        "training": {"epochs": 15, "learning_rate": {"choice": [0.01, 1e-7]}},
-        "evaluation": {"test_fraction": 0.2, "refit": True, "refit_trials": 2, "refit_seeds": 2},
-        "search": {"algorithm": "grid", "max_trials": 2, "max_concurrent_trials": 1},
-    }
-    job = wait_job(client, _search(client, dataset["id"], spec)["id"])
-    assert job["status"] == "succeeded", job.get("error")
-    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    evaluation = {"test_fraction": 0.2, "refit": True, "refit_trials": 2, "refit_seeds": 2}
+    job, _, chosen = _refit_of_a_learning_rate_grid(client, dataset["id"], evaluation)
     best = job["best"]
-    chosen = next(t for t in trials if t["number"] == best["number"])
     epochs = chosen["metrics"]["best_epoch"]["epoch"]
-    assert chosen["hyperparameters"]["learning_rate"] == 0.01
     # refit_trials 2: two picks, with replacement, on the trials' own validation outputs. Averaged with
     # the untrained trial the best one's validation loss rises, so the best is picked twice: its
     # configuration refit from 2 x 2 seeds.
@@ -351,18 +361,9 @@ def test_a_cross_validated_refit_judges_its_picks_out_of_fold_and_leaves_no_fold
     until the end; the untrained trial is not picked (judged on out-of-fold outputs of all 455 rows); the
     refit trains for the median of the folds' stopping epochs; once the job ends no fold model is left."""
     dataset = upload(client, csvs["breast_cancer"])
-    spec = {
-        "model": {"layers": [{"units": 8}]},
-        "training": {"epochs": 15, "learning_rate": {"choice": [0.01, 1e-7]}},
-        "evaluation": {"test_fraction": 0.2, "folds": 3, "refit": True, "refit_trials": 2},
-        "search": {"algorithm": "grid", "max_trials": 2, "max_concurrent_trials": 1},
-    }
-    job = wait_job(client, _search(client, dataset["id"], spec)["id"])
-    assert job["status"] == "succeeded", job.get("error")
-    trials = client.get(f"/v1/jobs/{job['id']}/trials").json()
+    evaluation = {"test_fraction": 0.2, "folds": 3, "refit": True, "refit_trials": 2}
+    job, trials, chosen = _refit_of_a_learning_rate_grid(client, dataset["id"], evaluation)
     best = job["best"]
-    chosen = next(t for t in trials if t["number"] == best["number"])
-    assert chosen["hyperparameters"]["learning_rate"] == 0.01
     executions = chosen["metrics"]["executions"]
     assert [e["fold"] for e in executions] == [0, 1, 2]
     stopped = sorted(e["best_epoch"] for e in executions)
