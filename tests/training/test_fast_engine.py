@@ -76,6 +76,42 @@ def test_early_stopping_restores_the_best_epoch_on_the_fast_engine(separable: Pa
     assert result.metrics["val_loss"] == pytest.approx(losses[best], rel=1e-4)
 
 
+def test_a_deep_network_matches_model_fit_epoch_for_epoch(separable: Path, tmp_path: Path) -> None:
+    """Full-batch SGD from the same initial weights (so no shuffle or dropout draw differs): six layers
+    of mixed widths and activations (past the fourth, the fast engine runs its layers as one compiled
+    loop), with batch normalization and clipnorm, give model.fit's losses and gradient norms."""
+    units, activations = (12, 8, 16, 4, 10, 6), ("relu", "tanh", "sigmoid") * 2
+    spec = {
+        "model": {
+            "layers": [{"units": u, "activation": a} for u, a in zip(units, activations, strict=True)],
+            "batch_norm": True,
+        },
+        "training": {
+            "epochs": 3,
+            "batch_size": 4000,  # more than the training rows: one step per epoch
+            "optimizer": "sgd",
+            "learning_rate": 0.5,
+            "clipnorm": 0.05,
+            "early_stopping": None,
+        },
+    }
+    epochs = {}
+    for engine in ("fast", "reference"):
+        (tmp_path / engine).mkdir()
+        result, collected = train(
+            separable, "label", spec | {"training": spec["training"] | {"engine": engine}}, tmp_path / engine
+        )
+        assert result.engine is not None and result.engine.engine == engine
+        epochs[engine] = collected.epochs
+    assert len(epochs["fast"]) == len(epochs["reference"]) == 3
+    for (_, fast, fast_grads), (_, ref, ref_grads) in zip(epochs["fast"], epochs["reference"], strict=True):
+        assert fast["loss"] == pytest.approx(ref["loss"], rel=1e-3)
+        assert fast["val_loss"] == pytest.approx(ref["val_loss"], rel=1e-3)
+        assert set(fast_grads) == {f"dense_{i}" for i in range(6)} | {"output"}
+        assert fast_grads == pytest.approx(ref_grads, rel=1e-2, abs=1e-6)
+    assert epochs["fast"][-1][1]["loss"] != pytest.approx(epochs["fast"][0][1]["loss"], rel=1e-3)  # it learns
+
+
 def _specs(csv: Path, target: str, specs: list[dict]) -> list:
     columns = parse_csv(csv.read_bytes()).columns
     return [resolve_spec(s, kind=JobKind.TRAIN, target=target, columns=columns) for s in specs]

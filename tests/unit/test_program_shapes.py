@@ -1,9 +1,9 @@
-"""How a population is cut into compiled programs: narrow where its members are, few on small data."""
+"""How a population is cut into compiled programs: a few sizes shared across searches, few on small data."""
 
 from __future__ import annotations
 
 from models.spec import JobSpec
-from worker.training.fast.buckets import layer_widths, split_by_shape
+from worker.training.fast.buckets import program_size, split_by_shape
 
 
 def _net(*units: int, epochs: int = 50) -> JobSpec:
@@ -12,18 +12,23 @@ def _net(*units: int, epochs: int = 50) -> JobSpec:
     )
 
 
-def test_a_shallow_wide_member_does_not_widen_the_deeper_layers() -> None:
-    # The guide's search early on: a wide first layer, then layers of 8, at depths 1 to 10.
+def test_a_program_is_sized_by_its_deepest_and_widest_member_on_the_ladders() -> None:
     specs = [_net(128), _net(96, 8, 8), _net(40, *[8] * 9)]
-    widths, last = layer_widths(specs)
-    assert widths == (128, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8)  # depth 10 padded to 12, each layer narrow
-    assert last == 128  # the output reads each member's own last layer, the widest of them fits
+    assert program_size(specs) == (12, 128)  # depth 10 padded to 12; every layer as wide as the widest
+    assert program_size([_net(20, 20)]) == (2, 32)
+    assert program_size([_net()])[0] == 0  # no hidden layer: a linear model
 
 
 def test_searches_with_different_trials_share_a_program() -> None:
     one = [_net(120, 8, 8), _net(72, *[8] * 9)]
     other = [_net(104), _net(128, *[8] * 8), _net(16, 8)]
-    assert layer_widths(one) == layer_widths(other)
+    assert program_size(one) == program_size(other)
+
+
+def test_deep_narrow_members_are_not_padded_to_a_wide_one_on_large_data() -> None:
+    specs = [_net(128), _net(*[8] * 10), _net(*[8] * 9)]
+    assert split_by_shape(specs, n_features=20, rows=600) == [[0, 1, 2]]  # one compile pays more
+    assert sorted(split_by_shape(specs, n_features=20, rows=500_000)) == [[0], [1, 2]]
 
 
 def test_small_data_keeps_one_program_and_large_data_splits_by_shape() -> None:

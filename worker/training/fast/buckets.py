@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 from models.spec import JobSpec
 
 MAX_PROGRAMS = 3  # more programs mean more compiles (seconds each on a CPU, cached on disk after)
 # Another program is worth its compile when it saves more training time than the compile takes.
-COMPILE_S = 3.0  # one program's compile on a CPU (2-5 s measured, more for deeper networks)
+COMPILE_S = 10.0  # one program's trace and compile on a CPU: 8-25 s measured on 2 cores (deeper: more)
 MACS_PER_S = 5e9  # multiply-adds a second these small padded networks sustain on a CPU (cautious)
 # Programs are padded to a few sizes, so searches (and populations of one search) with different
-# trials compile the same programs: a compile costs 2-5 s on a CPU, a cached program nothing.
-# Coarse on purpose: a layer past every member's depth is narrow (cheap), and doubling a width costs
-# less on a CPU than compiling another program for a small network; large data splits programs instead.
+# trials compile the same programs: a compile costs seconds on a CPU, a cached program nothing.
+# Coarse on purpose: doubling a width costs less on a CPU than compiling another program for a small
+# network; large data splits programs instead.
 DEPTHS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 # The member count is part of a program's shapes too: a population is filled up with idle members.
@@ -42,25 +41,22 @@ def padded_members(count: int) -> int:
     return _rung(count, MEMBERS)
 
 
-def layer_widths(specs: Sequence[JobSpec]) -> tuple[tuple[int, ...], int]:
-    """Units of each hidden layer of a program holding ``specs`` (its widest member's there, padded to
-    the ladder), and the width the output layer reads (every member's last layer fits in it)."""
-    depth = padded_depth(max(len(s.model.layers) for s in specs))
-    widths = tuple(
-        padded_width(max((s.model.layers[i].units for s in specs if i < len(s.model.layers)), default=1))
-        for i in range(depth)
-    )
-    # The output reads a member's last layer padded to the widest layer: one output kernel that small
-    # costs nothing, and programs then differ only by their hidden layers.
-    return widths, max(widths, default=8)
+def program_size(specs: Sequence[JobSpec]) -> tuple[int, int]:
+    """Hidden layers, and units per hidden layer, of a program holding ``specs`` (padded to the ladders).
+
+    One width for every layer: a program is then named by a few numbers, so searches with different
+    trials meet programs already compiled (and its deeper layers run as one loop, see network.py).
+    """
+    depth = max(len(s.model.layers) for s in specs)
+    width = max((layer.units for s in specs for layer in s.model.layers), default=1)
+    return padded_depth(depth), padded_width(width)
 
 
 def step_cost(specs: Sequence[JobSpec], n_features: int) -> float:
-    """Multiply-adds per row of one program holding ``specs``, each layer padded to its widest member."""
-    widths, last = layer_widths(specs)
-    sizes = [n_features, *widths]
-    hidden = sum(a * b for a, b in itertools.pairwise(sizes))
-    return padded_members(len(specs)) * (hidden + (last if widths else n_features))
+    """Multiply-adds per row of one program holding ``specs``, every layer padded to the widest."""
+    depth, width = program_size(specs)
+    hidden = n_features * width + (depth - 1) * width * width if depth else 0
+    return padded_members(len(specs)) * (hidden + (width if depth else n_features))
 
 
 def split_by_shape(specs: Sequence[JobSpec], n_features: int, *, rows: int) -> list[list[int]]:

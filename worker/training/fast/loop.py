@@ -36,6 +36,9 @@ from worker.training.fast.optimizers import (
 )
 
 MAX_CHUNK = 64  # epochs one call may run (the size of its metrics buffers)
+# Weights stored as one slice per hidden layer (the kernels past the first layer's); Keras clips each
+# layer's on its own.
+STACKED = frozenset({"kernel", "bias", "gamma", "beta"})
 
 
 @dataclass(frozen=True)
@@ -66,14 +69,10 @@ def _flat(tree: Any) -> jax.Array:
 @partial(jax.jit, static_argnums=0)
 def start_members(plan: Plan, params: Any, cfgs: dict[str, Any], seeds: jax.Array) -> dict[str, Any]:
     """Every member's training state from its initial weights: optimizer state, RNG, early stopping."""
-    widths = plan.shape.widths
+    layers = (plan.shape.depth, plan.shape.width)
 
     def one(p, cfg, seed):
-        stats = (
-            {"mean": [jnp.zeros(w) for w in widths], "var": [jnp.ones(w) for w in widths]}
-            if plan.shape.batch_norm
-            else {"mean": [], "var": []}
-        )
+        stats = {"mean": jnp.zeros(layers), "var": jnp.ones(layers)} if plan.shape.batch_norm else {}
         return {
             "params": p,
             "stats": stats,
@@ -95,7 +94,12 @@ def start_members(plan: Plan, params: Any, cfgs: dict[str, Any], seeds: jax.Arra
 def _update(plan: Plan, cfg: dict[str, Any], grads: Any, state: FamilyState):
     """The member's own optimizer step, after Keras' clipping (by norm per tensor, then by value)."""
     if plan.clipnorm:
-        grads = jax.tree_util.tree_map(lambda g: clip_by_norm(g, cfg["clipnorm"]), grads)
+        grads = {
+            name: (jax.vmap(clip_by_norm, in_axes=(0, None)) if name in STACKED else clip_by_norm)(
+                g, cfg["clipnorm"]
+            )
+            for name, g in grads.items()
+        }
     flat_grads, unflatten = ravel_pytree(grads)
     if plan.clipvalue:
         flat_grads = jnp.clip(flat_grads, -cfg["clipvalue"], cfg["clipvalue"])
@@ -107,25 +111,35 @@ def _probe(plan: Plan, params, stats, cfg, data, key):
     """Per-layer kernel gradient norms (raw and as applied) and dead-unit fractions on the probe rows."""
     shape = plan.shape
 
+    names = [k for k in ("kernel_in", "kernel", "out_kernel") if k in params]
+
     def probe_loss(kernels):
-        p = dict(params, kernel=kernels[:-1], out_kernel=kernels[-1])
+        p = dict(params, **kernels)
         raw, _, _ = forward(shape, p, stats, cfg, data["x_probe"], training=True, key=key)
         predicted = predictions(shape, raw, cfg)
         return jnp.mean(row_losses(shape, raw, predicted, data["y_probe"])) + penalty(shape, p, cfg)
 
-    grads = jax.grad(probe_loss)([*params["kernel"], params["out_kernel"]])
-    raw_norms = jnp.stack([jnp.sqrt(jnp.sum(g * g)) for g in grads])
+    grads = jax.grad(probe_loss)({k: params[k] for k in names})
     clip = {
         "clipnorm": cfg["clipnorm"] if plan.clipnorm else None,
         "clipvalue": cfg["clipvalue"] if plan.clipvalue else None,
     }
-    applied = jnp.stack([jnp.sqrt(jnp.sum(a * a)) for a in (applied_gradient(g, **clip) for g in grads)])
-    _, _, hidden = forward(shape, params, stats, cfg, data["x_probe"], training=False)
-    dead = [
-        jnp.sum(cfg["units"][i] * (jnp.max(h, axis=0) <= 0.0)) / jnp.maximum(jnp.sum(cfg["units"][i]), 1.0)
-        for i, h in enumerate(hidden)
-    ]
-    return raw_norms, applied, jnp.stack(dead) if dead else jnp.zeros((0,))
+
+    def norms(name: str, applied: bool) -> jax.Array:
+        """One norm per layer's kernel (the stacked layers' each clipped on its own, as Keras' are)."""
+        g = grads[name] if name in STACKED else grads[name][None]
+        if applied:
+            g = jax.vmap(lambda one: applied_gradient(one, **clip))(g)
+        return jnp.sqrt(jnp.sum(g * g, axis=(1, 2)))
+
+    raw_norms = jnp.concatenate([norms(k, applied=False) for k in names])
+    applied = jnp.concatenate([norms(k, applied=True) for k in names])
+    _, _, hidden = forward(shape, params, stats, cfg, data["x_probe"], training=False, hidden=True)
+    units = cfg["units"]  # (depth, width): 1 where a member has a unit
+    dead = jnp.sum(units * (jnp.max(hidden, axis=1) <= 0.0), axis=1) / jnp.maximum(
+        jnp.sum(units, axis=1), 1.0
+    )
+    return raw_norms, applied, dead
 
 
 def _epoch(plan: Plan, member, cfg, data):

@@ -1,9 +1,11 @@
 """The guide's dense network as pure JAX functions, padded so trials of different shapes share one program.
 
-A member (one trial's run) has up to ``depth`` hidden layers, layer i of up to ``widths[i]`` units. Units
-beyond a layer's own width are masked to zero and the output layer reads the member's own last hidden
-layer, so the padded network computes exactly what the member's own network would, and padded weights
-get zero gradients (they stay zero under every optimizer).
+A member (one trial's run) has up to ``depth`` hidden layers of up to ``width`` units each. Units beyond
+a layer's own width are masked to zero and the output layer reads the member's own last hidden layer,
+so the padded network computes exactly what the member's own network would, and padded weights get
+zero gradients (they stay zero under every optimizer). Every hidden layer past the first has the same
+shape, so a deep program runs them as one ``lax.scan`` and compiles in about the time a 3-layer one
+does (8-9 s against 19 s unrolled for 12 layers on this 2-core CPU).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 EPSILON = 1e-7  # Keras' backend epsilon (AUC's outer thresholds)
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
 AUC_THRESHOLDS = 200
+UNROLLED_DEPTH = 4  # programs this deep or shallower run their layers unrolled (see forward)
 
 ACTIVATIONS = {
     "relu": jax.nn.relu,
@@ -45,15 +49,15 @@ class Shape:
     task: str
     n_features: int
     n_outputs: int
-    widths: tuple[int, ...]  # units of each hidden layer: as many as its widest member's layer there
-    last_width: int  # what the output layer reads: each member's own last hidden layer, zero-padded
+    depth: int  # hidden layers: as many as its deepest member's, padded
+    width: int  # units of every hidden layer: as many as its widest member's layer, padded
     activations: tuple[str, ...]
     batch_norm: bool
 
     @property
-    def depth(self) -> int:
-        """Hidden layers of the program."""
-        return len(self.widths)
+    def last_width(self) -> int:
+        """What the output layer reads: a hidden layer, or the inputs of a network without one."""
+        return self.width if self.depth else self.n_features
 
     def metric_names(self) -> tuple[str, ...]:
         """History keys in Keras' order: training metrics, then the same on validation."""
@@ -61,12 +65,9 @@ class Shape:
         return names + tuple(f"val_{n}" for n in names)
 
 
-def _resized(h: jax.Array, width: int) -> jax.Array:
-    """A layer's activations at another width: a member's own units come first, so zeros pad them,
-    or a narrower width still keeps them all."""
-    if h.shape[-1] >= width:
-        return h[..., :width]
-    return jnp.pad(h, [(0, 0)] * (h.ndim - 1) + [(0, width - h.shape[-1])])
+def hidden_kernels(params: dict[str, Any]) -> list[jax.Array]:
+    """The hidden layers' kernels as stored: the first layer's, then the others stacked (if any)."""
+    return [params[k] for k in ("kernel_in", "kernel") if k in params]
 
 
 def _activate(shape: Shape, z: jax.Array, which: jax.Array) -> jax.Array:
@@ -86,38 +87,63 @@ def forward(
     training: bool,
     key: jax.Array | None = None,
     weights: jax.Array | None = None,
-) -> tuple[jax.Array, dict[str, Any], list[jax.Array]]:
-    """Raw outputs (logits, or the standardized regression value), updated BN stats, hidden activations."""
-    h = last = x
-    new_stats: dict[str, Any] = {"mean": [], "var": []}
-    hidden = []
+    hidden: bool = False,
+) -> tuple[jax.Array, dict[str, Any], jax.Array]:
+    """Raw outputs (logits, or the standardized regression value), updated BN stats, and (``hidden``)
+    every hidden layer's activations stacked (depth, rows, width)."""
+    if not shape.depth:
+        return x @ params["out_kernel"] + params["out_bias"], stats, jnp.zeros((0, x.shape[0], 0))
 
-    for i in range(shape.depth):
-        z = h @ params["kernel"][i] + params["bias"][i]
+    def layer(h, i, kernel, bias, norm):
+        z = h @ kernel + bias
+        moments: tuple[jax.Array, ...] = ()
         if shape.batch_norm:
+            gamma, beta, mean, var = norm
             if training:
                 w = weights[:, None] if weights is not None else jnp.ones((z.shape[0], 1))
-                mean = jnp.sum(w * z, axis=0) / jnp.sum(w)
-                var = jnp.sum(w * (z - mean) ** 2, axis=0) / jnp.sum(w)
-                new_stats["mean"].append(stats["mean"][i] * BN_MOMENTUM + mean * (1 - BN_MOMENTUM))
-                new_stats["var"].append(stats["var"][i] * BN_MOMENTUM + var * (1 - BN_MOMENTUM))
-            else:
-                mean, var = stats["mean"][i], stats["var"][i]
-            z = (z - mean) / jnp.sqrt(var + BN_EPSILON) * params["gamma"][i] + params["beta"][i]
+                batch_mean = jnp.sum(w * z, axis=0) / jnp.sum(w)
+                batch_var = jnp.sum(w * (z - batch_mean) ** 2, axis=0) / jnp.sum(w)
+                moments = (
+                    mean * BN_MOMENTUM + batch_mean * (1 - BN_MOMENTUM),
+                    var * BN_MOMENTUM + batch_var * (1 - BN_MOMENTUM),
+                )
+                mean, var = batch_mean, batch_var
+            z = (z - mean) / jnp.sqrt(var + BN_EPSILON) * gamma + beta
         a = _activate(shape, z, cfg["activation"][i]) * cfg["units"][i]
         if training and key is not None:
             rate = cfg["dropout"][i]
             # fold_in, not split(depth): a member's masks must not depend on how deep its program is padded.
             keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - rate, a.shape)
             a = jnp.where(keep, a / (1.0 - rate), 0.0)
-        hidden.append(a)
-        h = a
+        return a, moments
+
+    def norm(at: Any) -> tuple[jax.Array, ...]:
+        if not shape.batch_norm:
+            return ()
+        return (params["gamma"][at], params["beta"][at], stats["mean"][at], stats["var"][at])
+
+    first, first_moments = layer(x, 0, params["kernel_in"], params["bias"][0], norm(0))
+
+    def deeper(carry, xs):
+        h, last = carry
+        i, kernel, bias, layer_norm = xs
+        a, moments = layer(h, i, kernel, bias, layer_norm)
         # A shallower member's output reads its own last layer; the layers past it compute unused values.
-        mine = _resized(a, shape.last_width)
-        last = mine if i == 0 else jnp.where(cfg["last"] == i, mine, last)
-    if shape.batch_norm and not training:
-        new_stats = stats
-    return last @ params["out_kernel"] + params["out_bias"], new_stats, hidden
+        return (a, jnp.where(cfg["last"] == i, a, last)), (a if hidden else (), moments)
+
+    steps = (jnp.arange(1, shape.depth), params["kernel"], params["bias"][1:], norm(slice(1, None)))
+    # A shallow program is unrolled: it compiles fast either way, and a loop costs it a third more time
+    # per step (2 s against 2.7 s for 3 layers of 128, measured); a deep one loops and compiles once.
+    unroll: bool | int = True if shape.depth <= UNROLLED_DEPTH else 1
+    (_, last), (rest, rest_moments) = lax.scan(deeper, (first, first), steps, unroll=unroll)
+    new_stats = stats
+    if shape.batch_norm and training:
+        new_stats = {
+            name: jnp.concatenate([first_moments[k][None], rest_moments[k]])
+            for k, name in enumerate(("mean", "var"))
+        }
+    layers = jnp.concatenate([first[None], rest]) if hidden else jnp.zeros((0, x.shape[0], shape.width))
+    return last @ params["out_kernel"] + params["out_bias"], new_stats, layers
 
 
 def predictions(shape: Shape, raw: jax.Array, cfg: dict[str, Any]) -> jax.Array:
@@ -144,7 +170,7 @@ def row_losses(shape: Shape, raw: jax.Array, predicted: jax.Array, y: jax.Array)
 def penalty(shape: Shape, params: dict[str, Any], cfg: dict[str, Any]) -> jax.Array:
     """L1/L2 on the hidden kernels, as Keras adds its regularization losses to the loss."""
     total = jnp.zeros(())
-    for kernel in params["kernel"]:
+    for kernel in hidden_kernels(params):
         total = total + cfg["l1"] * jnp.sum(jnp.abs(kernel)) + cfg["l2"] * jnp.sum(kernel * kernel)
     return total
 

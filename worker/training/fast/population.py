@@ -16,7 +16,7 @@ from models.spec import JobSpec
 from worker.training.builder import initializer_for
 from worker.training.checkpoints import Checkpoint
 from worker.training.diagnostics import Measurement
-from worker.training.fast.buckets import layer_widths, padded_members, split_by_shape
+from worker.training.fast.buckets import padded_members, program_size, split_by_shape
 from worker.training.fast.initializers import draw
 from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, run_chunk, start_members
 from worker.training.fast.memory import bound_programs
@@ -80,7 +80,7 @@ def _bucket_key(spec: JobSpec) -> tuple[Any, ...]:
 
 def _plan(members: list[Member], data: Matrices) -> Plan:
     spec = members[0].spec
-    widths, last_width = layer_widths([m.spec for m in members])
+    depth, width = program_size([m.spec for m in members])
     activations: set[str] = {layer.activation for m in members for layer in m.spec.model.layers} or {"linear"}
     if len(activations) > 1:
         # A program choosing per layer computes each of its activations (cheap beside the matmuls):
@@ -90,8 +90,8 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
         task=data.task,
         n_features=data.x_train.shape[1],
         n_outputs=data.n_classes if data.task == "multiclass" else 1,
-        widths=widths,
-        last_width=last_width,
+        depth=depth,
+        width=width,
         activations=tuple(sorted(activations)),
         batch_norm=spec.model.batch_norm,
     )
@@ -114,9 +114,9 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
 
 def _config(plan: Plan, spec: JobSpec, data: Matrices) -> dict[str, Any]:
     shape, layers = plan.shape, spec.model.layers
-    units = [np.zeros(width, np.float32) for width in shape.widths]
+    units = np.zeros((shape.depth, shape.width), np.float32)
     for i, layer in enumerate(layers):
-        units[i][: layer.units] = 1.0
+        units[i, : layer.units] = 1.0
     stopping, t = spec.training.early_stopping, spec.training
     return {
         "units": units,
@@ -150,35 +150,36 @@ def _init_params(plan: Plan, member: Member) -> dict[str, Any]:
     spec = member.spec
     shape, layers = plan.shape, spec.model.layers
     seed = spec.training.seed
-    kernels, biases = [], []
+    kernels = [
+        np.zeros((shape.n_features if i == 0 else shape.width, shape.width), np.float32)
+        for i in range(shape.depth)
+    ]
     fan_in = shape.n_features
-    for i in range(shape.depth):
-        padded = np.zeros((shape.n_features if i == 0 else shape.widths[i - 1], shape.widths[i]), np.float32)
-        if i < len(layers):
-            # One stream per (seed, layer): a member's draws do not depend on its program's padding.
-            name = initializer_for(spec.model.initializer, layers[i].activation)
-            padded[:fan_in, : layers[i].units] = draw(
-                name, (fan_in, layers[i].units), np.random.default_rng([seed, i])
-            )
-            fan_in = layers[i].units
-        kernels.append(padded)
-        biases.append(np.zeros(shape.widths[i], np.float32))
-    out = np.zeros((shape.last_width if shape.depth else shape.n_features, shape.n_outputs), np.float32)
+    for i, layer in enumerate(layers):
+        # One stream per (seed, layer): a member's draws do not depend on its program's padding.
+        name = initializer_for(spec.model.initializer, layer.activation)
+        kernels[i][:fan_in, : layer.units] = draw(
+            name, (fan_in, layer.units), np.random.default_rng([seed, i])
+        )
+        fan_in = layer.units
+    out = np.zeros((shape.last_width, shape.n_outputs), np.float32)
     out[:fan_in] = draw("glorot_uniform", (fan_in, shape.n_outputs), np.random.default_rng([seed, 1_000_000]))
-    params: dict[str, Any] = {
-        "kernel": kernels,
-        "bias": biases,
-        "out_kernel": out,
-        "out_bias": np.zeros(shape.n_outputs, np.float32),
-    }
+    params: dict[str, Any] = {"out_kernel": out, "out_bias": np.zeros(shape.n_outputs, np.float32)}
+    if shape.depth:
+        params["kernel_in"] = kernels[0]
+        params["kernel"] = (
+            np.stack(kernels[1:]) if shape.depth > 1 else np.zeros((0, shape.width, shape.width), np.float32)
+        )
+        params["bias"] = np.zeros((shape.depth, shape.width), np.float32)
     if shape.batch_norm:
-        params["gamma"] = [np.ones(width, np.float32) for width in shape.widths]
-        params["beta"] = [np.zeros(width, np.float32) for width in shape.widths]
+        params["gamma"] = np.ones((shape.depth, shape.width), np.float32)
+        params["beta"] = np.zeros((shape.depth, shape.width), np.float32)
     if member.initial is not None:
         for i in range(len(layers)):
             kernel, bias = member.initial[f"dense_{i}"]
-            params["kernel"][i][: kernel.shape[0], : kernel.shape[1]] = kernel
-            params["bias"][i][: bias.shape[0]] = bias
+            target = params["kernel_in"] if i == 0 else params["kernel"][i - 1]
+            target[: kernel.shape[0], : kernel.shape[1]] = kernel
+            params["bias"][i, : bias.shape[0]] = bias
         kernel, bias = member.initial["output"]
         params["out_kernel"][: kernel.shape[0]] = kernel
         params["out_bias"][:] = bias
@@ -197,16 +198,14 @@ def _unpadded(
     fan_in = plan.shape.n_features
     for i, layer in enumerate(spec.model.layers):
         u = layer.units
-        weights[f"dense_{i}"] = [
-            np.asarray(params["kernel"][i][p][:fan_in, :u]),
-            np.asarray(params["bias"][i][p][:u]),
-        ]
+        kernel = params["kernel_in"][p] if i == 0 else params["kernel"][p, i - 1]
+        weights[f"dense_{i}"] = [np.asarray(kernel[:fan_in, :u]), np.asarray(params["bias"][p, i, :u])]
         if plan.shape.batch_norm:
             weights[f"batch_norm_{i}"] = [
-                np.asarray(params["gamma"][i][p][:u]),
-                np.asarray(params["beta"][i][p][:u]),
-                np.asarray(stats["mean"][i][p][:u]),
-                np.asarray(stats["var"][i][p][:u]),
+                np.asarray(params["gamma"][p, i, :u]),
+                np.asarray(params["beta"][p, i, :u]),
+                np.asarray(stats["mean"][p, i, :u]),
+                np.asarray(stats["var"][p, i, :u]),
             ]
         fan_in = u
     weights["output"] = [np.asarray(params["out_kernel"][p][:fan_in]), np.asarray(params["out_bias"][p])]
