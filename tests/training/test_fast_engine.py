@@ -112,6 +112,17 @@ def test_a_deep_network_matches_model_fit_epoch_for_epoch(separable: Path, tmp_p
     assert epochs["fast"][-1][1]["loss"] != pytest.approx(epochs["fast"][0][1]["loss"], rel=1e-3)  # it learns
 
 
+def test_a_network_without_hidden_layers_trains_on_the_fast_engine(separable: Path, tmp_path: Path) -> None:
+    """The default search's depth 0 (a linear model): trained, probed and saved by the fast engine."""
+    spec = {"model": {"layers": []}, "training": {"engine": "fast", "epochs": 5, "learning_rate": 0.05}}
+    result, collected = train(separable, "label", spec, tmp_path)
+    assert result.engine is not None and result.engine.engine == "fast"
+    assert [e for e, _, _ in collected.epochs] == [1, 2, 3, 4, 5]
+    assert all(set(grads) == {"output"} and grads["output"] > 0 for _, _, grads in collected.epochs)
+    assert result.metrics["val_accuracy"] > 0.8  # the labels are nearly linear in the features
+    assert keras.saving.load_model(tmp_path / "model.keras", safe_mode=True) is not None
+
+
 def _specs(csv: Path, target: str, specs: list[dict]) -> list:
     columns = parse_csv(csv.read_bytes()).columns
     return [resolve_spec(s, kind=JobKind.TRAIN, target=target, columns=columns) for s in specs]

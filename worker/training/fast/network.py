@@ -92,7 +92,7 @@ def forward(
     """Raw outputs (logits, or the standardized regression value), updated BN stats, and (``hidden``)
     every hidden layer's activations stacked (depth, rows, width)."""
     if not shape.depth:
-        return x @ params["out_kernel"] + params["out_bias"], stats, jnp.zeros((0, x.shape[0], 0))
+        return x @ params["out_kernel"] + params["out_bias"], stats, jnp.zeros((0, x.shape[0], shape.width))
 
     def layer(h, i, kernel, bias, norm):
         z = h @ kernel + bias
