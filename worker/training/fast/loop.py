@@ -17,6 +17,8 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from worker.training.fast.network import (
+    HIDDEN_KERNELS,
+    STACKED,
     Shape,
     add_totals,
     empty_totals,
@@ -36,9 +38,6 @@ from worker.training.fast.optimizers import (
 )
 
 MAX_CHUNK = 64  # epochs one call may run (the size of its metrics buffers)
-# Weights stored as one slice per hidden layer (the kernels past the first layer's); Keras clips each
-# layer's on its own.
-STACKED = frozenset({"kernel", "bias", "gamma", "beta"})
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def _probe(plan: Plan, params, stats, cfg, data, key):
     """Per-layer kernel gradient norms (raw and as applied) and dead-unit fractions on the probe rows."""
     shape = plan.shape
 
-    names = [k for k in ("kernel_in", "kernel", "out_kernel") if k in params]
+    names = [k for k in (*HIDDEN_KERNELS, "out_kernel") if k in params]
 
     def probe_loss(kernels):
         p = dict(params, **kernels)

@@ -65,9 +65,22 @@ class Shape:
         return names + tuple(f"val_{n}" for n in names)
 
 
-def hidden_kernels(params: dict[str, Any]) -> list[jax.Array]:
-    """The hidden layers' kernels as stored: the first layer's, then the others stacked (if any)."""
-    return [params[k] for k in ("kernel_in", "kernel") if k in params]
+# The hidden layers' kernels as stored: the first layer's, then the others stacked (absent at depth 0).
+HIDDEN_KERNELS = ("kernel_in", "kernel")
+# Weights stored as one slice per hidden layer (the kernels past the first layer's); Keras clips each
+# layer's on its own.
+STACKED = frozenset({"kernel", "bias", "gamma", "beta"})
+
+
+def hidden_kernels(params: dict[str, Any]) -> list[Any]:
+    """The hidden layers' kernels as stored (see HIDDEN_KERNELS)."""
+    return [params[k] for k in HIDDEN_KERNELS if k in params]
+
+
+def layer_kernel(params: dict[str, Any], i: int, member: int | None = None) -> Any:
+    """Hidden layer ``i``'s kernel in the stored layout (of population ``member`` when stacked by member)."""
+    name, at = ("kernel_in", ()) if i == 0 else ("kernel", (i - 1,))
+    return params[name][at if member is None else (member, *at)]
 
 
 def _activate(shape: Shape, z: jax.Array, which: jax.Array) -> jax.Array:

@@ -20,7 +20,7 @@ from worker.training.fast.buckets import padded_members, program_size, split_by_
 from worker.training.fast.initializers import draw
 from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, run_chunk, start_members
 from worker.training.fast.memory import bound_programs
-from worker.training.fast.network import Shape
+from worker.training.fast.network import Shape, layer_kernel
 from worker.training.fast.optimizers import OPTIMIZERS
 from worker.training.reporting import Reporter
 
@@ -150,35 +150,32 @@ def _init_params(plan: Plan, member: Member) -> dict[str, Any]:
     spec = member.spec
     shape, layers = plan.shape, spec.model.layers
     seed = spec.training.seed
-    kernels = [
-        np.zeros((shape.n_features if i == 0 else shape.width, shape.width), np.float32)
-        for i in range(shape.depth)
-    ]
+    params: dict[str, Any] = {
+        "out_kernel": np.zeros((shape.last_width, shape.n_outputs), np.float32),
+        "out_bias": np.zeros(shape.n_outputs, np.float32),
+    }
+    if shape.depth:
+        params["kernel_in"] = np.zeros((shape.n_features, shape.width), np.float32)
+        params["kernel"] = np.zeros((shape.depth - 1, shape.width, shape.width), np.float32)
+        params["bias"] = np.zeros((shape.depth, shape.width), np.float32)
     fan_in = shape.n_features
     for i, layer in enumerate(layers):
         # One stream per (seed, layer): a member's draws do not depend on its program's padding.
         name = initializer_for(spec.model.initializer, layer.activation)
-        kernels[i][:fan_in, : layer.units] = draw(
+        layer_kernel(params, i)[:fan_in, : layer.units] = draw(
             name, (fan_in, layer.units), np.random.default_rng([seed, i])
         )
         fan_in = layer.units
-    out = np.zeros((shape.last_width, shape.n_outputs), np.float32)
-    out[:fan_in] = draw("glorot_uniform", (fan_in, shape.n_outputs), np.random.default_rng([seed, 1_000_000]))
-    params: dict[str, Any] = {"out_kernel": out, "out_bias": np.zeros(shape.n_outputs, np.float32)}
-    if shape.depth:
-        params["kernel_in"] = kernels[0]
-        params["kernel"] = (
-            np.stack(kernels[1:]) if shape.depth > 1 else np.zeros((0, shape.width, shape.width), np.float32)
-        )
-        params["bias"] = np.zeros((shape.depth, shape.width), np.float32)
+    params["out_kernel"][:fan_in] = draw(
+        "glorot_uniform", (fan_in, shape.n_outputs), np.random.default_rng([seed, 1_000_000])
+    )
     if shape.batch_norm:
         params["gamma"] = np.ones((shape.depth, shape.width), np.float32)
         params["beta"] = np.zeros((shape.depth, shape.width), np.float32)
     if member.initial is not None:
         for i in range(len(layers)):
             kernel, bias = member.initial[f"dense_{i}"]
-            target = params["kernel_in"] if i == 0 else params["kernel"][i - 1]
-            target[: kernel.shape[0], : kernel.shape[1]] = kernel
+            layer_kernel(params, i)[: kernel.shape[0], : kernel.shape[1]] = kernel
             params["bias"][i, : bias.shape[0]] = bias
         kernel, bias = member.initial["output"]
         params["out_kernel"][: kernel.shape[0]] = kernel
@@ -198,7 +195,7 @@ def _unpadded(
     fan_in = plan.shape.n_features
     for i, layer in enumerate(spec.model.layers):
         u = layer.units
-        kernel = params["kernel_in"][p] if i == 0 else params["kernel"][p, i - 1]
+        kernel = layer_kernel(params, i, member=p)
         weights[f"dense_{i}"] = [np.asarray(kernel[:fan_in, :u]), np.asarray(params["bias"][p, i, :u])]
         if plan.shape.batch_norm:
             weights[f"batch_norm_{i}"] = [
