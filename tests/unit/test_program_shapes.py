@@ -38,3 +38,13 @@ def test_small_data_keeps_one_program_and_large_data_splits_by_shape() -> None:
     assert len(groups) > 1
     assert sorted(i for g in groups for i in g) == [0, 1, 2, 3]
     assert [0, 1] in groups  # the small networks are not padded to the large ones
+
+
+def test_a_population_of_a_thousand_members_is_split_into_a_few_programs() -> None:
+    # A GPU worker's population: the split once took minutes here (cubic in the member count).
+    specs = [_net(*[8 * (1 + i % 16)] * (1 + i % 10), epochs=50) for i in range(1024)]
+    groups = split_by_shape(specs, n_features=8, rows=100_000)
+    assert 1 < len(groups) <= 3
+    assert sorted(i for g in groups for i in g) == list(range(1024))
+    deepest = [max(len(specs[i].model.layers) for i in g) for g in groups]
+    assert sorted(deepest) == deepest and deepest[-1] == 10  # runs of similar depth, shallowest first
