@@ -1,9 +1,10 @@
-"""How a population is cut into compiled programs: a few sizes shared across searches, few on small data."""
+"""How a population is cut into compiled programs: a few sizes shared across searches, few on small data,
+and programs compiled before reused where padding into them costs less than a compile."""
 
 from __future__ import annotations
 
 from models.spec import JobSpec
-from worker.training.fast.buckets import program_size, split_by_shape
+from worker.training.fast.buckets import split_by_shape
 
 
 def _net(*units: int, epochs: int = 50) -> JobSpec:
@@ -12,29 +13,48 @@ def _net(*units: int, epochs: int = 50) -> JobSpec:
     )
 
 
+def _sizes(specs: list[JobSpec], **kwargs: object) -> list[tuple[int, int, int]]:
+    return [size for _, size in split_by_shape(specs, n_features=20, rows=600, **kwargs)]  # type: ignore[arg-type]
+
+
 def test_a_program_is_sized_by_its_deepest_and_widest_member_on_the_ladders() -> None:
     specs = [_net(128), _net(96, 8, 8), _net(40, *[8] * 9)]
-    assert program_size(specs) == (12, 128)  # depth 10 padded to 12; every layer as wide as the widest
-    assert program_size([_net(20, 20)]) == (2, 32)
-    assert program_size([_net()])[0] == 0  # no hidden layer: a linear model
+    # depth 10 padded to 12; every layer as wide as the widest; 3 members
+    assert _sizes(specs) == [(12, 128, 3)]
+    assert _sizes([_net(20, 20)]) == [(2, 32, 1)]
+    assert _sizes([_net()]) == [(0, 8, 1)]  # no hidden layer: a linear model
+    assert _sizes([_net(8)] * 5) == [(1, 8, 6)]  # five members padded to six
 
 
 def test_searches_with_different_trials_share_a_program() -> None:
-    one = [_net(120, 8, 8), _net(72, *[8] * 9)]
+    one = [_net(120, 8, 8), _net(72, *[8] * 9), _net(8)]
     other = [_net(104), _net(128, *[8] * 8), _net(16, 8)]
-    assert program_size(one) == program_size(other)
+    assert _sizes(one) == _sizes(other) == [(12, 128, 3)]
+
+
+def test_a_group_runs_in_a_larger_program_compiled_before_rather_than_compile_its_own() -> None:
+    specs = [_net(64, 64, 64), _net(32, 32)] * 2
+    assert _sizes(specs) == [(3, 64, 4)]
+    assert _sizes(specs, compiled=[(6, 128, 6)]) == [(6, 128, 6)]  # padding is cheaper than a compile
+    # On large data the padding costs more than a compile: the group gets its own program.
+    groups = split_by_shape(specs, n_features=20, rows=500_000, compiled=[(32, 1024, 64)])
+    assert [size for _, size in groups] != [(32, 1024, 64)]
+    # A linear group never runs in a program with hidden layers (its output reads the inputs).
+    assert _sizes([_net(), _net()], compiled=[(1, 8, 2)]) == [(0, 8, 2)]
 
 
 def test_deep_narrow_members_are_not_padded_to_a_wide_one_on_large_data() -> None:
     specs = [_net(128), _net(*[8] * 10), _net(*[8] * 9)]
-    assert split_by_shape(specs, n_features=20, rows=600) == [[0, 1, 2]]  # one compile pays more
-    assert sorted(split_by_shape(specs, n_features=20, rows=500_000)) == [[0], [1, 2]]
+    assert [g for g, _ in split_by_shape(specs, n_features=20, rows=600)] == [[0, 1, 2]]  # one compile
+    groups = split_by_shape(specs, n_features=20, rows=500_000)
+    assert sorted(g for g, _ in groups) == [[0], [1, 2]]
+    assert sorted(size for _, size in groups) == [(1, 128, 1), (12, 8, 2)]
 
 
 def test_small_data_keeps_one_program_and_large_data_splits_by_shape() -> None:
     specs = [_net(8), _net(16), _net(64, 64), _net(64, 64, 64)]
-    assert split_by_shape(specs, n_features=20, rows=600) == [[0, 1, 2, 3]]
-    groups = split_by_shape(specs, n_features=20, rows=500_000)
+    assert [g for g, _ in split_by_shape(specs, n_features=20, rows=600)] == [[0, 1, 2, 3]]
+    groups = [g for g, _ in split_by_shape(specs, n_features=20, rows=500_000)]
     assert len(groups) > 1
     assert sorted(i for g in groups for i in g) == [0, 1, 2, 3]
     assert [0, 1] in groups  # the small networks are not padded to the large ones
@@ -45,6 +65,6 @@ def test_a_population_of_a_thousand_members_is_split_into_a_few_programs() -> No
     specs = [_net(*[8 * (1 + i % 16)] * (1 + i % 10), epochs=50) for i in range(1024)]
     groups = split_by_shape(specs, n_features=8, rows=100_000)
     assert 1 < len(groups) <= 3
-    assert sorted(i for g in groups for i in g) == list(range(1024))
-    deepest = [max(len(specs[i].model.layers) for i in g) for g in groups]
+    assert sorted(i for g, _ in groups for i in g) == list(range(1024))
+    deepest = [max(len(specs[i].model.layers) for i in g) for g, _ in groups]
     assert sorted(deepest) == deepest and deepest[-1] == 10  # runs of similar depth, shallowest first

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from models.spec import JobSpec
+from worker.training.fast.programs import Size
 
 MAX_PROGRAMS = 3  # more programs mean more compiles (seconds each on a CPU, cached on disk after)
 # Another program is worth its compile when it saves more training time than the compile takes.
@@ -22,48 +23,31 @@ WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 MEMBERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
-def _rung(value: int, ladder: tuple[int, ...]) -> int:
-    """The smallest size of the ladder that holds ``value`` (past its top: the next multiple of it)."""
-    top = ladder[-1]
-    return next((size for size in ladder if size >= value), -(-value // top) * top)
-
-
-def padded_depth(depth: int) -> int:
-    """How many hidden layers a program holding a network ``depth`` deep is built with."""
-    return _rung(depth, DEPTHS)
-
-
-def padded_width(width: int) -> int:
-    """How many units a program holding layers ``width`` wide gives each hidden layer."""
-    return _rung(width, WIDTHS)
-
-
-def padded_members(count: int) -> int:
-    """How many members a program training ``count`` runs is built for (the rest never train)."""
-    return _rung(count, MEMBERS)
-
-
-def program_size(specs: Sequence[JobSpec]) -> tuple[int, int]:
-    """Hidden layers, and units per hidden layer, of a program holding ``specs`` (padded to the ladders).
-
-    One width for every layer: a program is then named by a few numbers, so searches with different
-    trials meet programs already compiled (and its deeper layers run as one loop, see network.py).
-    """
-    depth = max(len(s.model.layers) for s in specs)
-    width = max((layer.units for s in specs for layer in s.model.layers), default=1)
-    return padded_depth(depth), padded_width(width)
-
-
 def _padded(values: np.ndarray, ladder: tuple[int, ...]) -> np.ndarray:
-    """``_rung`` of every value at once."""
+    """The smallest size of the ladder that holds each value (past its top: the next multiple of it).
+
+    One width for every hidden layer of a program: a program is then named by a few numbers, so
+    searches with different trials meet programs already compiled (and its deeper layers run as one
+    loop, see network.py).
+    """
     steps = np.asarray(ladder)
     inside = steps[np.minimum(np.searchsorted(steps, values), len(steps) - 1)]
     return np.where(values <= steps[-1], inside, -(-values // steps[-1]) * steps[-1])
 
 
-def split_by_shape(specs: Sequence[JobSpec], n_features: int, *, rows: int) -> list[list[int]]:
-    """Indices of ``specs`` grouped into at most MAX_PROGRAMS programs, each a run of similar shapes:
-    as many as pay for their compile in padding they avoid (on ``rows`` training rows)."""
+def _macs(depth: np.ndarray, width: np.ndarray, members: np.ndarray, n_features: int) -> np.ndarray:
+    """Multiply-adds per row of programs of these sizes (every hidden layer as wide as ``width``)."""
+    hidden = np.where(depth > 0, n_features * width + np.maximum(depth - 1, 0) * width * width, 0)
+    return members * (hidden + np.where(depth > 0, width, n_features))
+
+
+def split_by_shape(
+    specs: Sequence[JobSpec], n_features: int, *, rows: int, compiled: Iterable[Size] = ()
+) -> list[tuple[list[int], Size]]:
+    """Indices of ``specs`` grouped into at most MAX_PROGRAMS programs, each a run of similar shapes,
+    with the size of the program each runs in: as many programs as pay for their compile in padding
+    they avoid (on ``rows`` training rows). A group may run in a larger program already ``compiled``
+    when that padding costs less than compiling its own."""
     order = sorted(
         range(len(specs)),
         key=lambda i: (len(specs[i].model.layers), max((u.units for u in specs[i].model.layers), default=0)),
@@ -71,29 +55,54 @@ def split_by_shape(specs: Sequence[JobSpec], n_features: int, *, rows: int) -> l
     n = len(order)
     depths = np.array([len(specs[i].model.layers) for i in order])
     widths = np.array([max((u.units for u in specs[i].model.layers), default=1) for i in order])
-    # best[k][j]: cheapest padded cost of the first j members in k programs (contiguous in shape order).
-    # Each program's cost is counted as ``program_size`` pads it: multiply-adds per row, every hidden
-    # layer as wide as the widest, times its padded member count. Whole columns at once: a GPU
-    # population of a thousand members is split in a second (one member at a time took minutes).
+    # Forward and backward passes: about three multiply-adds per weight, row and epoch.
+    seconds_per_mac = 3 * rows * max(s.training.epochs for s in specs) / MACS_PER_S
+    known = np.array(sorted(set(compiled)), int).reshape(-1, 3)
+    known_seconds = _macs(known[:, 0], known[:, 1], known[:, 2], n_features) * seconds_per_mac
+
+    def programs_ending_at(j: int) -> tuple[np.ndarray, np.ndarray]:
+        """For every i < j: the seconds a program holding order[i:j] costs, and its size."""
+        deepest = depths[j - 1]  # sorted by depth: the last member is the deepest
+        widest = np.maximum.accumulate(widths[:j][::-1])[::-1]
+        count = np.arange(j, 0, -1)
+        depth = _padded(np.full(j, deepest), DEPTHS)
+        size = np.stack([depth, _padded(widest, WIDTHS), _padded(count, MEMBERS)], axis=1)
+        is_known = (size[:, None, :] == known[None, :, :]).all(axis=2).any(axis=1)
+        seconds = _macs(size[:, 0], size[:, 1], size[:, 2], n_features) * seconds_per_mac
+        seconds += np.where(is_known, 0.0, COMPILE_S)
+        if len(known):
+            # A larger program already compiled holds the group too (a linear group: only linear ones).
+            fits = (
+                (known[None, :, 0] >= deepest)
+                & ((known[None, :, 0] == 0) == (deepest == 0))
+                & (known[None, :, 1] >= widest[:, None])
+                & (known[None, :, 2] >= count[:, None])
+            )
+            padded_into = np.where(fits, known_seconds[None, :], np.inf)
+            choice = padded_into.argmin(axis=1)
+            into = padded_into[np.arange(j), choice]
+            better = into < seconds
+            size[better] = known[choice[better]]
+            seconds = np.where(better, into, seconds)
+        return seconds, size
+
+    # best[k][j]: the cheapest seconds for the first j members in k programs (contiguous in shape order).
+    # Whole columns at once: a GPU population of a thousand members is split in a second.
     best = np.full((MAX_PROGRAMS + 1, n + 1), np.inf)
     cut = np.zeros((MAX_PROGRAMS + 1, n + 1), int)
     best[0, 0] = 0.0
     for j in range(1, n + 1):
-        # Programs holding order[i:j] for every i < j: sorted by depth, so the deepest is the last.
-        depth = _padded(depths[j - 1 : j], DEPTHS)[0]
-        width = _padded(np.maximum.accumulate(widths[:j][::-1])[::-1], WIDTHS)
-        hidden = n_features * width + (depth - 1) * width * width if depth else np.zeros(j)
-        cost = _padded(np.arange(j, 0, -1), MEMBERS) * (hidden + (width if depth else n_features))
+        seconds, _ = programs_ending_at(j)
         for k in range(1, MAX_PROGRAMS + 1):
-            candidates = best[k - 1, :j] + cost
+            candidates = best[k - 1, :j] + seconds
             i = int(np.argmin(candidates))
             best[k, j], cut[k, j] = candidates[i], i
-    # Forward and backward passes: about three multiply-adds per weight, row and epoch.
-    seconds_per_mac = 3 * rows * max(s.training.epochs for s in specs) / MACS_PER_S
-    programs = min(range(1, MAX_PROGRAMS + 1), key=lambda k: best[k, n] * seconds_per_mac + k * COMPILE_S)
+    programs = min(range(1, MAX_PROGRAMS + 1), key=lambda k: best[k, n])
     groups, end = [], n
     for k in range(programs, 0, -1):
         start = int(cut[k, end])
-        groups.append(sorted(order[start:end]))
+        if start < end:
+            size = programs_ending_at(end)[1][start]
+            groups.append((sorted(order[start:end]), (int(size[0]), int(size[1]), int(size[2]))))
         end = start
-    return [g for g in reversed(groups) if g]
+    return list(reversed(groups))

@@ -16,12 +16,13 @@ from models.spec import JobSpec
 from worker.training.builder import initializer_for
 from worker.training.checkpoints import Checkpoint
 from worker.training.diagnostics import Measurement
-from worker.training.fast.buckets import padded_members, program_size, split_by_shape
+from worker.training.fast.buckets import split_by_shape
 from worker.training.fast.initializers import draw
 from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, run_chunk, start_members
 from worker.training.fast.memory import bound_programs
 from worker.training.fast.network import Shape, layer_kernel
 from worker.training.fast.optimizers import OPTIMIZERS
+from worker.training.fast.programs import compiled_sizes, remember
 from worker.training.reporting import Reporter
 
 CHUNK_SECONDS = 1.0  # aim for one host round trip (report, cancel check) per second of training
@@ -78,9 +79,9 @@ def _bucket_key(spec: JobSpec) -> tuple[Any, ...]:
     )
 
 
-def _plan(members: list[Member], data: Matrices) -> Plan:
+def _family(members: list[Member], data: Matrices) -> Plan:
+    """What every program of a bucket shares: all of its plan but the size (depth 0, width 0 here)."""
     spec = members[0].spec
-    depth, width = program_size([m.spec for m in members])
     activations: set[str] = {layer.activation for m in members for layer in m.spec.model.layers} or {"linear"}
     if len(activations) > 1:
         # A program choosing per layer computes each of its activations (cheap beside the matmuls):
@@ -90,8 +91,8 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
         task=data.task,
         n_features=data.x_train.shape[1],
         n_outputs=data.n_classes if data.task == "multiclass" else 1,
-        depth=depth,
-        width=width,
+        depth=0,
+        width=0,
         activations=tuple(sorted(activations)),
         batch_norm=spec.model.batch_norm,
     )
@@ -110,6 +111,10 @@ def _plan(members: list[Member], data: Matrices) -> Plan:
         dropout=any(layer.dropout > 0 for m in members for layer in m.spec.model.layers),
         weighted=data.class_weights is not None,
     )
+
+
+def _sized(family: Plan, depth: int, width: int) -> Plan:
+    return dataclasses.replace(family, shape=dataclasses.replace(family.shape, depth=depth, width=width))
 
 
 def _config(plan: Plan, spec: JobSpec, data: Matrices) -> dict[str, Any]:
@@ -300,10 +305,12 @@ def _checkpoint(
         checkpoint.save({f"leaf_{i}": leaf[p] for i, leaf in enumerate(leaves)}, meta)
 
 
-def _train_bucket(members: list[Member], data: Matrices, arrays: dict[str, Any]) -> list[MemberResult]:
-    plan = _plan(members, data)
-    # Idle copies of the first member fill the program to a standard size; they start stopped.
-    slots = [*members, *[members[0]] * (padded_members(len(members)) - len(members))]
+def _train_bucket(
+    members: list[Member], plan: Plan, size: int, data: Matrices, arrays: dict[str, Any]
+) -> list[MemberResult]:
+    """Train ``members`` in the program of ``plan`` built for ``size`` members."""
+    # Idle copies of the first member fill the program to its size; they start stopped.
+    slots = [*members, *[members[0]] * (size - len(members))]
     cfgs = _stack([_config(plan, m.spec, data) for m in slots])
     seeds = np.array([m.spec.training.seed for m in slots], np.uint32)
     state = start_members(plan, _stack([_init_params(plan, m) for m in slots]), cfgs, seeds)
@@ -375,18 +382,21 @@ def train_population(members: list[Member], data: Matrices, *, probe_rows: int) 
     keyed: dict[tuple[Any, ...], list[int]] = {}
     for index, member in enumerate(members):
         keyed.setdefault(_bucket_key(member.spec), []).append(index)
-    buckets = [
-        [same[i] for i in group]
-        for same in keyed.values()
-        for group in split_by_shape(
-            [members[i].spec for i in same], data.x_train.shape[1], rows=len(data.x_train)
-        )
-    ]
     results: list[MemberResult | None] = [None] * len(members)
-    for indices in buckets:
-        for index, result in zip(
-            indices, _train_bucket([members[i] for i in indices], data, arrays), strict=True
-        ):
-            results[index] = result
+    for same in keyed.values():
+        family = _family([members[i] for i in same], data)
+        groups = split_by_shape(
+            [members[i].spec for i in same],
+            data.x_train.shape[1],
+            rows=len(data.x_train),
+            compiled=compiled_sizes(repr(family)),
+        )
+        for group, (depth, width, size) in groups:
+            indices = [same[i] for i in group]
+            plan = _sized(family, depth, width)
+            trained = _train_bucket([members[i] for i in indices], plan, size, data, arrays)
+            remember(repr(family), (depth, width, size))
+            for index, result in zip(indices, trained, strict=True):
+                results[index] = result
     bound_programs()
     return [r for r in results if r is not None]
