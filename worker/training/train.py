@@ -21,7 +21,7 @@ from worker.training.builder import build_model, build_preprocessor, compile_mod
 from worker.training.callbacks import EpochReporter
 from worker.training.checkpoints import Checkpoint
 from worker.training.data import Prepared, class_weights, load_prepared
-from worker.training.diagnostics import PROBE_ROWS, analyze, make_probe
+from worker.training.diagnostics import analyze, make_probe, probe_rows
 from worker.training.engines import EngineChoice, Run, choose_engine, features_matrix
 from worker.training.inputs import frame_to_inputs, to_tensors
 from worker.training.reference_resume import ResumableEarlyStopping, SaveCheckpoint, restore
@@ -315,7 +315,7 @@ def _train_group(
         # a population draws the same distributions in JAX (a Keras model per member costs ~0.1 s).
         model = build_model(run.schema, base, n_classes=len(run.data.classes), target_scale=run.target_scale)
         members[0].initial = _dense_weights(model)
-    trained = train_population(members, matrices, probe_rows=PROBE_ROWS)
+    trained = train_population(members, matrices, probe_rows=probe_rows(len(matrices.y_train)))
     rows = {"train_rows": len(run.data.y_train), "val_rows": len(run.data.y_val)}
     return [
         _fast_result(run, r, choice, t, rows, model) for (r, choice), t in zip(chosen, trained, strict=True)
