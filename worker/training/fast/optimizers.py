@@ -2,9 +2,10 @@
 
 Every member of a population may use a different optimizer. Each rule below is optax's (``optax.adam``,
 ``nadam``, ``rmsprop``, ``sgd``, ``adagrad``, ``adadelta`` with Keras' constants; the test checks them
-against optax step by step), written over one shared state, so a program computes all of them in one
-fused pass over the weights and keeps the member's own. The optimizer is then a traced number, not part
-of the compiled program: populations mixing optimizers share programs, and pay for one update.
+against optax step by step), written over one shared state as one formula whose constants are the
+member's own, so a program makes one fused pass over the weights whatever its members use. The
+optimizer is then a traced number, not part of the compiled program: populations mixing optimizers
+share programs, and pay for one update.
 """
 
 from __future__ import annotations
@@ -45,37 +46,37 @@ def family_init(weights: jax.Array, which: jax.Array) -> FamilyState:
     return FamilyState(jnp.zeros([], jnp.int32), zeros, jnp.full_like(weights, start), zeros)
 
 
-def _decay(which: jax.Array, rates: dict[str, float], default: float) -> jax.Array:
-    return jnp.select([which == OPTIMIZERS.index(name) for name in rates], list(rates.values()), default)
-
-
 def family_update(
     grads: jax.Array, state: FamilyState, which: jax.Array, learning_rate: jax.Array
 ) -> tuple[jax.Array, FamilyState]:
-    """The weight change and next state of optimizer ``OPTIMIZERS[which]`` (clipping done before)."""
-    is_ = {name: which == index for index, name in enumerate(OPTIMIZERS)}
+    """The weight change and next state of optimizer ``OPTIMIZERS[which]`` (clipping done before).
+
+    Every rule is one shape, ``(a * mu + b * g) * r / (e * sqrt(nu + f) + h)`` with the member's own
+    scalars (``r``: Adadelta's ``sqrt(ex + eps)``, else 1): two square roots and one division per weight, where computing each
+    rule and keeping one took five and three (a third of a deep program's step).
+    """
+
+    def pick(values: dict[str, float | jax.Array], default: float | jax.Array) -> jax.Array:
+        return jnp.select([which == OPTIMIZERS.index(n) for n in values], list(values.values()), default)
+
     count = state.steps + 1
+    b1_t, b1_next = 1 - ADAM_B1**count, 1 - ADAM_B1 ** (count + 1)
     mu = (1 - ADAM_B1) * grads + ADAM_B1 * state.mu
-    # The squared-gradient average decays at the member's own rate; Adagrad sums (decay 1, weight 1).
-    rho = _decay(which, {"rmsprop": RMSPROP_RHO, "adadelta": ADADELTA_RHO, "adagrad": 1.0}, ADAM_B2)
-    weight = jnp.where(is_["adagrad"], 1.0, 1 - rho)
+    # The squared-gradient average decays at the member's own rate; Adagrad sums; SGD keeps none.
+    rho = pick({"rmsprop": RMSPROP_RHO, "adadelta": ADADELTA_RHO, "adagrad": 1.0, "sgd": 0.0}, ADAM_B2)
+    weight = pick({"adagrad": 1.0, "sgd": 0.0}, 1 - rho)
     nu = weight * grads**2 + rho * state.nu
-    nu_hat = nu / (1 - ADAM_B2**count)
-    mu_hat = jnp.where(
-        is_["nadam"],
-        ADAM_B1 * (mu / (1 - ADAM_B1 ** (count + 1))) + (1 - ADAM_B1) * (grads / (1 - ADAM_B1**count)),
-        mu / (1 - ADAM_B1**count),
-    )
-    adam = mu_hat / (jnp.sqrt(nu_hat) + KERAS_EPSILON)
-    rmsprop = grads / (jnp.sqrt(nu) + KERAS_EPSILON)
-    adagrad = jnp.where(nu > 0, jax.lax.rsqrt(nu + KERAS_EPSILON), 0.0) * grads
-    adadelta = jnp.sqrt(state.ex + KERAS_EPSILON) / jnp.sqrt(nu + KERAS_EPSILON) * grads
-    step = jnp.select(
-        [is_["adam"] | is_["nadam"], is_["rmsprop"], is_["adagrad"], is_["adadelta"]],
-        [adam, rmsprop, adagrad, adadelta],
-        grads,
-    )
-    ex = jnp.where(is_["adadelta"], (1 - ADADELTA_RHO) * adadelta**2 + ADADELTA_RHO * state.ex, state.ex)
+    # Adam's bias corrections; Nadam's look-ahead momentum (optax's nesterov form).
+    a = pick({"adam": 1 / b1_t, "nadam": ADAM_B1 / b1_next}, 0.0)
+    b = pick({"adam": 0.0, "nadam": (1 - ADAM_B1) / b1_t}, 1.0)
+    adadelta = which == OPTIMIZERS.index("adadelta")
+    e = pick({"adam": 1 / jnp.sqrt(1 - ADAM_B2**count), "nadam": 1 / jnp.sqrt(1 - ADAM_B2**count)}, 1.0)
+    e = jnp.where(which == OPTIMIZERS.index("sgd"), 0.0, e)
+    f = pick({"adagrad": KERAS_EPSILON, "adadelta": KERAS_EPSILON}, 0.0)  # inside the root
+    h = pick({"adagrad": 0.0, "adadelta": 0.0, "sgd": 1.0}, KERAS_EPSILON)  # outside it
+    root_ex = jnp.sqrt(state.ex + KERAS_EPSILON)
+    step = (a * mu + b * grads) * jnp.where(adadelta, root_ex, 1.0) / (e * jnp.sqrt(nu + f) + h)
+    ex = jnp.where(adadelta, (1 - ADADELTA_RHO) * step**2 + ADADELTA_RHO * state.ex, state.ex)
     return -learning_rate * step, FamilyState(count, mu, nu, ex)
 
 
