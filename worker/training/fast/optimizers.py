@@ -52,8 +52,9 @@ def family_update(
     """The weight change and next state of optimizer ``OPTIMIZERS[which]`` (clipping done before).
 
     Every rule is one shape, ``(a * mu + b * g) * r / (e * sqrt(nu + f) + h)`` with the member's own
-    scalars (``r``: Adadelta's ``sqrt(ex + eps)``, else 1): two square roots and one division per weight, where computing each
-    rule and keeping one took five and three (a third of a deep program's step).
+    scalars (``r``: Adadelta's ``sqrt(ex + eps)``, else 1): two square roots and one division per
+    weight, where computing each rule and keeping one took five and three (a third of a deep
+    program's step).
     """
 
     def pick(values: dict[str, float | jax.Array], default: float | jax.Array) -> jax.Array:
