@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from worker.training.fast.masks import keep_mask
+
 EPSILON = 1e-7  # Keras' backend epsilon (AUC's outer thresholds)
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
@@ -126,7 +128,7 @@ def forward(
         if training and key is not None:
             rate = cfg["dropout"][i]
             # fold_in, not split(depth): a member's masks must not depend on how deep its program is padded.
-            keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - rate, a.shape)
+            keep = keep_mask(jax.random.fold_in(key, i), rate, a.shape)
             a = jnp.where(keep, a / (1.0 - rate), 0.0)
         return a, moments
 
