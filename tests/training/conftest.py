@@ -13,6 +13,7 @@ from models.spec import resolve_spec
 from models.status import JobKind
 from models.tabular import parse_csv
 from tests.support import generate_csvs
+from worker.training.fast import programs
 from worker.training.train import TrainResult, run_training
 
 
@@ -65,3 +66,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["scales"] = folder / "scales.csv"
     frame.to_csv(files["scales"], index=False)
     return files
+
+
+@pytest.fixture(autouse=True)
+def no_compiled_program_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's populations are split as if nothing was compiled before: a program another test
+    compiled would pad members differently and hide what the test checks."""
+    monkeypatch.setattr(programs, "_seen", {})
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)

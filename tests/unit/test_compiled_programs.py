@@ -45,3 +45,27 @@ def test_the_record_keeps_the_newest_sizes(cache_folder: Path, monkeypatch: pyte
     known = programs.compiled_sizes("family-a")
     assert len(known) == programs.MAX_SIZES_PER_FAMILY
     assert (1, 8, programs.MAX_SIZES_PER_FAMILY + 5) in known and (1, 8, 1) not in known
+
+
+def test_a_record_of_another_shape_counts_every_size_as_new(cache_folder: Path) -> None:
+    for content in ("[]", "null", "7", '{"family-a": 3}'):
+        (cache_folder / programs.RECORD).write_text(content)
+        assert programs.compiled_sizes("family-a") == set()
+
+
+def test_an_unwritable_record_does_not_stop_training(cache_folder: Path) -> None:
+    (cache_folder / programs.RECORD).mkdir()  # a folder where the file should be: every write fails
+    programs.remember("family-a", (1, 8, 1))  # no exception: the record is a hint
+    assert programs.compiled_sizes("family-a") == {(1, 8, 1)}  # this process still knows
+
+
+def test_the_record_keeps_the_most_recently_used_families(
+    cache_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(programs.MAX_FAMILIES + 3):
+        programs.remember(f"family-{i}", (1, 8, 1))
+    programs.remember("family-0", (2, 8, 1))  # used again: kept
+    monkeypatch.setattr(programs, "_seen", {})
+    assert programs.compiled_sizes("family-0") == {(2, 8, 1)}  # (1, 8, 1) went with the oldest families
+    assert programs.compiled_sizes("family-1") == set()
+    assert programs.compiled_sizes(f"family-{programs.MAX_FAMILIES + 2}") == {(1, 8, 1)}

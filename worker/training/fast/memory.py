@@ -16,6 +16,7 @@ import ctypes.util
 import jax
 
 from worker.training.fast.loop import run_chunk
+from worker.training.fast.programs import forget_in_memory
 
 MAX_PROGRAMS_IN_MEMORY = 4
 
@@ -38,4 +39,5 @@ def bound_programs() -> None:
     """Drop JAX's in-memory program caches once they hold too many programs; return freed memory."""
     if _programs_in_memory() > MAX_PROGRAMS_IN_MEMORY:
         jax.clear_caches()
+        forget_in_memory()
     _give_back_to_os()
