@@ -55,6 +55,14 @@ class Checkpoint:
             return None
         return arrays, meta
 
+    def meta(self) -> dict[str, Any] | None:
+        """The saved meta alone (the arrays stay on disk), or None when there is no readable checkpoint."""
+        try:
+            with np.load(self.path, allow_pickle=False) as archive:
+                return dict(json.loads(archive[META].tobytes()))
+        except (OSError, ValueError, KeyError):
+            return None
+
     def epoch(self) -> int:
         """The last epoch the checkpoint holds (0 when there is none)."""
         loaded = self.load()

@@ -22,12 +22,13 @@ from worker.training.fast.loop import MAX_CHUNK, Plan, final_metrics, run_chunk,
 from worker.training.fast.memory import bound_programs
 from worker.training.fast.network import Shape, layer_kernel
 from worker.training.fast.optimizers import OPTIMIZERS
-from worker.training.fast.programs import compiled_sizes, remember
+from worker.training.fast.programs import Size, compiled_sizes, remember
 from worker.training.reporting import Reporter
 
 CHUNK_SECONDS = 1.0  # aim for one host round trip (report, cancel check) per second of training
 MAX_CHUNK_SECONDS = 10.0  # ...and at least one every this many, however slow reporting is
 COMMON_ACTIVATIONS = ("relu", "sigmoid", "tanh")
+Group = tuple[list[int], Size]  # members' indices, and the (depth, width, members) of their program
 
 
 @dataclass
@@ -298,6 +299,7 @@ def _checkpoint(
         meta = {
             "engine": "fast",
             "program": _program(plan),
+            "size": [plan.shape.depth, plan.shape.width, len(stopped)],
             "epoch": len(results[p].history),
             "history": results[p].history,
             "measurements": [dataclasses.asdict(m) for m in results[p].measurements],
@@ -376,6 +378,24 @@ def device_arrays(data: Matrices, probe_rows: int) -> dict[str, Any]:
     }
 
 
+def _resumed_groups(members: list[Member], indices: list[int]) -> tuple[list[Group], list[int]]:
+    """Members resuming a fast-engine checkpoint, grouped back into the program size that wrote it (no
+    other can load it, and the split may choose otherwise now); and the members that start afresh."""
+    saved: dict[Size, list[int]] = {}
+    fresh = []
+    for i in indices:
+        checkpoint = members[i].checkpoint
+        meta = checkpoint.meta() if checkpoint is not None else None
+        size = meta.get("size") if meta and meta.get("engine") == "fast" else None
+        if isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) for v in size):
+            saved.setdefault((size[0], size[1], size[2]), []).append(i)
+        else:
+            fresh.append(i)
+    groups = [(group, size) for size, group in saved.items() if len(group) <= size[2]]
+    fresh += [i for size, group in saved.items() if len(group) > size[2] for i in group]
+    return groups, sorted(fresh)
+
+
 def train_population(members: list[Member], data: Matrices, *, probe_rows: int) -> list[MemberResult]:
     """Train every member on the same data; results in the members' order."""
     arrays = device_arrays(data, probe_rows)
@@ -385,17 +405,20 @@ def train_population(members: list[Member], data: Matrices, *, probe_rows: int) 
     results: list[MemberResult | None] = [None] * len(members)
     for same in keyed.values():
         family = _family([members[i] for i in same], data)
-        groups = split_by_shape(
-            [members[i].spec for i in same],
-            data.x_train.shape[1],
-            rows=len(data.x_train),
-            compiled=compiled_sizes(repr(family)),
-        )
-        for group, (depth, width, size) in groups:
-            indices = [same[i] for i in group]
+        groups, fresh = _resumed_groups(members, same)
+        if fresh:
+            split = split_by_shape(
+                [members[i].spec for i in fresh],
+                data.x_train.shape[1],
+                rows=len(data.x_train),
+                compiled=compiled_sizes(repr(family)),
+            )
+            groups += [([fresh[i] for i in group], size) for group, size in split]
+        for indices, (depth, width, size) in groups:
             plan = _sized(family, depth, width)
-            trained = _train_bucket([members[i] for i in indices], plan, size, data, arrays)
+            # Noted before training: a worker handing back mid-run leaves its program compiled too.
             remember(repr(family), (depth, width, size))
+            trained = _train_bucket([members[i] for i in indices], plan, size, data, arrays)
             for index, result in zip(indices, trained, strict=True):
                 results[index] = result
     bound_programs()
