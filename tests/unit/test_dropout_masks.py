@@ -26,3 +26,10 @@ def test_masks_repeat_for_a_key_and_differ_between_keys_and_neighbours() -> None
     assert abs((one == other).mean() - 0.5) < 0.05  # unrelated, not shifted copies
     neighbours = np.corrcoef(one[:, :-1].ravel(), one[:, 1:].ravel())[0, 1]
     assert abs(neighbours) < 0.05
+
+
+def test_a_units_draw_does_not_depend_on_how_wide_the_program_is_padded() -> None:
+    key = jax.random.key_data(jax.random.key(11))
+    narrow = np.asarray(keep_mask(key, jnp.float32(0.3), (32, 64)))
+    wide = np.asarray(keep_mask(key, jnp.float32(0.3), (32, 128)))
+    assert (wide[:, :64] == narrow).all()

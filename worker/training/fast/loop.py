@@ -52,8 +52,8 @@ class Plan:
     monitor: int | None  # index into the metric names; None = no early stopping
     maximize: bool
     restore_best: bool
-    # Any member drops units. Without dropout the minibatch step draws no random numbers: XLA:CPU
-    # runs each draw as a loop of threefry rounds, a large part of a small network's step.
+    # Any member drops units. Without dropout the minibatch step draws no masks (hashed, see masks.py,
+    # but still a pass over every unit of every layer).
     dropout: bool = True
     # Rows carry class weights (training.class_weight): the loss and the training metrics weigh them.
     weighted: bool = False
