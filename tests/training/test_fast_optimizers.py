@@ -29,7 +29,7 @@ def test_each_optimizer_of_the_family_steps_as_optax_does(name: str) -> None:
     ours_state, ref_state = family_init(weights, which), reference.init(weights)
     ours_w, ref_w = weights, weights
     for step in range(25):
-        # Gradients that change scale and sign, including exact zeros (Adagrad's guard).
+        # Gradients that change scale and sign, including exact zeros.
         grads = jnp.asarray(rng.normal(size=257) * (10.0 ** (step % 3 - 1)), jnp.float32).at[:5].set(0.0)
         update, ours_state = family_update(grads, ours_state, which, lr)
         ref_update, ref_state = reference.update(grads, ref_state, ref_w)

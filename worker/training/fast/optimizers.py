@@ -71,8 +71,8 @@ def family_update(
     a = pick({"adam": 1 / b1_t, "nadam": ADAM_B1 / b1_next}, 0.0)
     b = pick({"adam": 0.0, "nadam": (1 - ADAM_B1) / b1_t}, 1.0)
     adadelta = which == OPTIMIZERS.index("adadelta")
-    e = pick({"adam": 1 / jnp.sqrt(1 - ADAM_B2**count), "nadam": 1 / jnp.sqrt(1 - ADAM_B2**count)}, 1.0)
-    e = jnp.where(which == OPTIMIZERS.index("sgd"), 0.0, e)
+    adam_root = 1 / jnp.sqrt(1 - ADAM_B2**count)  # sqrt of Adam's second-moment bias correction
+    e = pick({"adam": adam_root, "nadam": adam_root, "sgd": 0.0}, 1.0)
     f = pick({"adagrad": KERAS_EPSILON, "adadelta": KERAS_EPSILON}, 0.0)  # inside the root
     h = pick({"adagrad": 0.0, "adadelta": 0.0, "sgd": 1.0}, KERAS_EPSILON)  # outside it
     root_ex = jnp.sqrt(state.ex + KERAS_EPSILON)
