@@ -65,8 +65,8 @@ class Checkpoint:
 
     def epoch(self) -> int:
         """The last epoch the checkpoint holds (0 when there is none)."""
-        loaded = self.load()
-        return int(loaded[1]["epoch"]) if loaded else 0
+        meta = self.meta()  # the arrays are not needed to say which epoch it holds
+        return int(meta["epoch"]) if meta else 0
 
     def discard(self) -> None:
         """Delete it (the run ended: nothing to resume)."""

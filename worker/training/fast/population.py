@@ -405,19 +405,20 @@ def train_population(members: list[Member], data: Matrices, *, probe_rows: int) 
     results: list[MemberResult | None] = [None] * len(members)
     for same in keyed.values():
         family = _family([members[i] for i in same], data)
+        family_key = repr(family)
         groups, fresh = _resumed_groups(members, same)
         if fresh:
             split = split_by_shape(
                 [members[i].spec for i in fresh],
                 data.x_train.shape[1],
                 rows=len(data.x_train),
-                compiled=compiled_sizes(repr(family)),
+                compiled=compiled_sizes(family_key),
             )
             groups += [([fresh[i] for i in group], size) for group, size in split]
         for indices, (depth, width, size) in groups:
             plan = _sized(family, depth, width)
             # Noted before training: a worker handing back mid-run leaves its program compiled too.
-            remember(repr(family), (depth, width, size))
+            remember(family_key, (depth, width, size))
             trained = _train_bucket([members[i] for i in indices], plan, size, data, arrays)
             for index, result in zip(indices, trained, strict=True):
                 results[index] = result
