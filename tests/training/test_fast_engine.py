@@ -172,6 +172,38 @@ def test_each_member_of_a_population_trains_as_if_alone(data: dict[str, Path]) -
     assert len({round(r.metrics["val_loss"], 6) for r in results}) == 3  # three different models
 
 
+def test_programs_trained_side_by_side_give_each_member_its_own_epochs(
+    data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three programs (batch sizes differ) on three threads train exactly as one after another."""
+    specs = _specs(
+        data["breast_cancer"],
+        "target",
+        [
+            {
+                "model": {"layers": [{"units": 8 * (i + 1)}] * (i + 1)},
+                "training": {"epochs": 4, "batch_size": b},
+            }
+            for i, b in enumerate((16, 32, 64))
+        ],
+    )
+    runs: dict[str, list[Collector]] = {}
+    for lanes in ("1", "3"):
+        monkeypatch.setenv("TUNEFORGE_TRAINING_LANES", lanes)
+        runs[lanes] = [Collector() for _ in specs]
+        results = train_runs(
+            csv_path=data["breast_cancer"],
+            has_header=True,
+            target="target",
+            runs=[Run(s, c, None) for s, c in zip(specs, runs[lanes], strict=True)],
+        )
+        assert all(r.failure is None and r.metrics["val_accuracy"] > 0.8 for r in results)
+    for alone, side_by_side in zip(runs["1"], runs["3"], strict=True):
+        assert [e for e, _, _ in side_by_side.epochs] == [1, 2, 3, 4]
+        for (_, one, _), (_, other, _) in zip(alone.epochs, side_by_side.epochs, strict=True):
+            assert other["val_loss"] == pytest.approx(one["val_loss"], rel=1e-6)
+
+
 def test_a_population_member_that_diverges_fails_alone(data: dict[str, Path]) -> None:
     """A NaN loss fails that member with training_diverged; its neighbours in the program are unharmed."""
     healthy = {"training": {"epochs": 4, "optimizer": "sgd", "learning_rate": 1e-4}}

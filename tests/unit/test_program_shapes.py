@@ -3,6 +3,8 @@ and programs compiled before reused where padding into them costs less than a co
 
 from __future__ import annotations
 
+import itertools
+
 from models.spec import JobSpec
 from worker.training.fast.buckets import split_by_shape
 
@@ -66,5 +68,29 @@ def test_a_population_of_a_thousand_members_is_split_into_a_few_programs() -> No
     groups = split_by_shape(specs, n_features=8, rows=100_000)
     assert 1 < len(groups) <= 3
     assert sorted(i for g, _ in groups for i in g) == list(range(1024))
-    deepest = [max(len(specs[i].model.layers) for i in g) for g, _ in groups]
-    assert sorted(deepest) == deepest and deepest[-1] == 10  # runs of similar depth, shallowest first
+    spans = sorted(
+        (min(depths), max(depths)) for g, _ in groups for depths in [[len(specs[i].model.layers) for i in g]]
+    )
+    # Runs of similar depth: no two programs' depths interleave.
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)) and spans[-1][1] == 10
+
+
+def test_with_two_lanes_a_group_longer_than_its_share_is_halved_into_one_program_size() -> None:
+    deep, shallow = _net(*[128] * 10), _net(8)
+    specs = [deep] * 6 + [shallow]
+    one_lane = split_by_shape(specs, n_features=20, rows=6_000)
+    assert sorted(size for _, size in one_lane) == [(1, 8, 1), (12, 128, 6)]
+    groups = split_by_shape(specs, n_features=20, rows=6_000, lanes=2)
+    # The deep half of the work in two programs of three (one compile), the longest first.
+    assert [size for _, size in groups] == [(12, 128, 3), (12, 128, 3), (1, 8, 1)]
+    assert sorted(i for g, _ in groups for i in g) == list(range(7))
+
+
+def test_a_group_is_not_halved_when_compiling_the_half_costs_more_than_it_saves() -> None:
+    specs = [_net(*[128] * 10)] * 2 + [_net(8)]
+    # On 60 rows three members train in a fraction of a compile: one program, however many lanes.
+    assert [size for _, size in split_by_shape(specs, n_features=20, rows=60, lanes=2)] == [(12, 128, 3)]
+    # The half's program compiled before costs nothing to start: halved.
+    halved = split_by_shape(specs, n_features=20, rows=60, lanes=2, compiled=[(12, 128, 2)])
+    assert [size for _, size in halved] == [(12, 128, 2), (12, 128, 2)]
+    assert sorted(i for g, _ in halved for i in g) == [0, 1, 2]

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from sklearn.metrics import r2_score
 
+from models.settings import Settings
 from models.spec import JobSpec
 from worker.training.artifacts import save_model
 from worker.training.builder import build_model, build_preprocessor, compile_model, fit_preprocessing
@@ -287,6 +288,7 @@ def _reference_run(
 def _train_group(
     csv_path: Path, has_header: bool, target: str, chosen: list[tuple[Run, EngineChoice]]
 ) -> list[TrainResult]:
+    from worker.training.fast.lanes import training_lanes
     from worker.training.fast.population import Matrices, Member, train_population
 
     runs = [run for run, _ in chosen]
@@ -315,7 +317,8 @@ def _train_group(
         # a population draws the same distributions in JAX (a Keras model per member costs ~0.1 s).
         model = build_model(run.schema, base, n_classes=len(run.data.classes), target_scale=run.target_scale)
         members[0].initial = _dense_weights(model)
-    trained = train_population(members, matrices, probe_rows=probe_rows(len(matrices.y_train)))
+    lanes = training_lanes(Settings().training_lanes)
+    trained = train_population(members, matrices, probe_rows=probe_rows(len(matrices.y_train)), lanes=lanes)
     rows = {"train_rows": len(run.data.y_train), "val_rows": len(run.data.y_val)}
     return [
         _fast_result(run, r, choice, t, rows, model) for (r, choice), t in zip(chosen, trained, strict=True)

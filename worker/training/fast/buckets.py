@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -42,12 +42,18 @@ def _macs(depth: np.ndarray, width: np.ndarray, members: np.ndarray, n_features:
 
 
 def split_by_shape(
-    specs: Sequence[JobSpec], n_features: int, *, rows: int, compiled: Iterable[Size] = ()
+    specs: Sequence[JobSpec],
+    n_features: int,
+    *,
+    rows: int,
+    compiled: Iterable[Size] = (),
+    lanes: int = 1,
 ) -> list[tuple[list[int], Size]]:
-    """Indices of ``specs`` grouped into at most MAX_PROGRAMS programs, each a run of similar shapes,
-    with the size of the program each runs in: as many programs as pay for their compile in padding
-    they avoid (on ``rows`` training rows). A group may run in a larger program already ``compiled``
-    when that padding costs less than compiling its own."""
+    """Indices of ``specs`` grouped into programs, each a run of similar shapes, with the size of the
+    program each runs in, the longest first: at most MAX_PROGRAMS shapes, as many as pay for their
+    compile in padding they avoid (on ``rows`` training rows); a group may run in a larger program
+    already ``compiled`` when that padding costs less than compiling its own. With ``lanes`` programs
+    training at once (one per core), a group longer than its share is halved (see _balanced)."""
     order = sorted(
         range(len(specs)),
         key=lambda i: (len(specs[i].model.layers), max((u.units for u in specs[i].model.layers), default=0)),
@@ -105,4 +111,34 @@ def split_by_shape(
             size = programs_ending_at(end)[1][start]
             groups.append((sorted(order[start:end]), (int(size[0]), int(size[1]), int(size[2]))))
         end = start
-    return list(reversed(groups))
+
+    def train_seconds(size: Size) -> float:
+        depth, width, members = (np.array([v]) for v in size)
+        return float(_macs(depth, width, members, n_features)[0] * seconds_per_mac)
+
+    return _balanced(groups, lanes, train_seconds, {(d, w, m) for d, w, m in known.tolist()})
+
+
+def _balanced(
+    groups: list[tuple[list[int], Size]], lanes: int, seconds: Callable[[Size], float], known: set[Size]
+) -> list[tuple[list[int], Size]]:
+    """``groups`` the longest first, each longer than its lane's share halved into two programs of one
+    size (one compile for both) while the halves finish sooner than the whole, compile included.
+
+    Programs of a population train side by side, one per lane (core): a population with one deep
+    group would otherwise leave the other cores idle while it trains.
+    """
+    groups = list(groups)
+    while lanes > 1 and len(groups) < MAX_PROGRAMS * lanes:
+        cost = [seconds(size) for _, size in groups]
+        longest = int(np.argmax(cost))
+        indices, (depth, width, _) = groups[longest]
+        if cost[longest] <= sum(cost) / lanes or len(indices) < 2:
+            break
+        middle = -(-len(indices) // 2)
+        half: Size = (depth, width, int(_padded(np.array([middle]), MEMBERS)[0]))
+        compile_s = 0.0 if half in known or half in {size for _, size in groups} else COMPILE_S
+        if seconds(half) + compile_s >= cost[longest]:
+            break
+        groups[longest : longest + 1] = [(indices[:middle], half), (indices[middle:], half)]
+    return sorted(groups, key=lambda group: -seconds(group[1]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -396,13 +397,16 @@ def _resumed_groups(members: list[Member], indices: list[int]) -> tuple[list[Gro
     return groups, sorted(fresh)
 
 
-def train_population(members: list[Member], data: Matrices, *, probe_rows: int) -> list[MemberResult]:
-    """Train every member on the same data; results in the members' order."""
+def train_population(
+    members: list[Member], data: Matrices, *, probe_rows: int, lanes: int = 1
+) -> list[MemberResult]:
+    """Train every member on the same data, up to ``lanes`` programs at once; results in the members'
+    order."""
     arrays = device_arrays(data, probe_rows)
     keyed: dict[tuple[Any, ...], list[int]] = {}
     for index, member in enumerate(members):
         keyed.setdefault(_bucket_key(member.spec), []).append(index)
-    results: list[MemberResult | None] = [None] * len(members)
+    programs: list[tuple[list[int], Plan, int]] = []
     for same in keyed.values():
         family = _family([members[i] for i in same], data)
         family_key = repr(family)
@@ -413,13 +417,23 @@ def train_population(members: list[Member], data: Matrices, *, probe_rows: int) 
                 data.x_train.shape[1],
                 rows=len(data.x_train),
                 compiled=compiled_sizes(family_key),
+                lanes=lanes,
             )
             groups += [([fresh[i] for i in group], size) for group, size in split]
         for indices, (depth, width, size) in groups:
-            plan = _sized(family, depth, width)
             # Noted before training: a worker handing back mid-run leaves its program compiled too.
             remember(family_key, (depth, width, size))
-            trained = _train_bucket([members[i] for i in indices], plan, size, data, arrays)
+            programs.append((indices, _sized(family, depth, width), size))
+
+    def train(program: tuple[list[int], Plan, int]) -> list[MemberResult]:
+        indices, plan, size = program
+        return _train_bucket([members[i] for i in indices], plan, size, data, arrays)
+
+    results: list[MemberResult | None] = [None] * len(members)
+    # XLA runs each program on the thread that calls it (single-threaded matrix products, see
+    # worker.runtime): threads put the other cores to work, the longest programs first.
+    with ThreadPoolExecutor(max_workers=max(1, min(lanes, len(programs)))) as pool:
+        for (indices, _, _), trained in zip(programs, pool.map(train, programs), strict=True):
             for index, result in zip(indices, trained, strict=True):
                 results[index] = result
     bound_programs()
