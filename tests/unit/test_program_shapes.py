@@ -21,9 +21,10 @@ def _sizes(specs: list[JobSpec], **kwargs: object) -> list[tuple[int, int, int]]
 
 def test_a_program_is_sized_by_its_deepest_and_widest_member_on_the_ladders() -> None:
     specs = [_net(128), _net(96, 8, 8), _net(40, *[8] * 9)]
-    # depth 10 padded to 12; every layer as wide as the widest; 3 members
-    assert _sizes(specs) == [(12, 128, 3)]
+    # depth 10 (a rung of the ladder); every layer as wide as the widest; 3 members
+    assert _sizes(specs) == [(10, 128, 3)]
     assert _sizes([_net(20, 20)]) == [(2, 32, 1)]
+    assert _sizes([_net(*[20] * 7)]) == [(8, 32, 1)]  # depth 7 padded to 8
     assert _sizes([_net()]) == [(0, 8, 1)]  # no hidden layer: a linear model
     assert _sizes([_net(8)] * 5) == [(1, 8, 6)]  # five members padded to six
 
@@ -31,7 +32,7 @@ def test_a_program_is_sized_by_its_deepest_and_widest_member_on_the_ladders() ->
 def test_searches_with_different_trials_share_a_program() -> None:
     one = [_net(120, 8, 8), _net(72, *[8] * 9), _net(8)]
     other = [_net(104), _net(128, *[8] * 8), _net(16, 8)]
-    assert _sizes(one) == _sizes(other) == [(12, 128, 3)]
+    assert _sizes(one) == _sizes(other) == [(10, 128, 3)]
 
 
 def test_a_group_runs_in_a_larger_program_compiled_before_rather_than_compile_its_own() -> None:
@@ -50,7 +51,7 @@ def test_deep_narrow_members_are_not_padded_to_a_wide_one_on_large_data() -> Non
     assert [g for g, _ in split_by_shape(specs, n_features=20, rows=600)] == [[0, 1, 2]]  # one compile
     groups = split_by_shape(specs, n_features=20, rows=500_000)
     assert sorted(g for g, _ in groups) == [[0], [1, 2]]
-    assert sorted(size for _, size in groups) == [(1, 128, 1), (12, 8, 2)]
+    assert sorted(size for _, size in groups) == [(1, 128, 1), (10, 8, 2)]
 
 
 def test_small_data_keeps_one_program_and_large_data_splits_by_shape() -> None:
@@ -79,18 +80,18 @@ def test_with_two_lanes_a_group_longer_than_its_share_is_halved_into_one_program
     deep, shallow = _net(*[128] * 10), _net(8)
     specs = [deep] * 6 + [shallow]
     one_lane = split_by_shape(specs, n_features=20, rows=6_000)
-    assert sorted(size for _, size in one_lane) == [(1, 8, 1), (12, 128, 6)]
+    assert sorted(size for _, size in one_lane) == [(1, 8, 1), (10, 128, 6)]
     groups = split_by_shape(specs, n_features=20, rows=6_000, lanes=2)
     # The deep half of the work in two programs of three (one compile), the longest first.
-    assert [size for _, size in groups] == [(12, 128, 3), (12, 128, 3), (1, 8, 1)]
+    assert [size for _, size in groups] == [(10, 128, 3), (10, 128, 3), (1, 8, 1)]
     assert sorted(i for g, _ in groups for i in g) == list(range(7))
 
 
 def test_a_group_is_not_halved_when_compiling_the_half_costs_more_than_it_saves() -> None:
     specs = [_net(*[128] * 10)] * 2 + [_net(8)]
     # On 60 rows three members train in a fraction of a compile: one program, however many lanes.
-    assert [size for _, size in split_by_shape(specs, n_features=20, rows=60, lanes=2)] == [(12, 128, 3)]
+    assert [size for _, size in split_by_shape(specs, n_features=20, rows=60, lanes=2)] == [(10, 128, 3)]
     # The half's program compiled before costs nothing to start: halved.
-    halved = split_by_shape(specs, n_features=20, rows=60, lanes=2, compiled=[(12, 128, 2)])
-    assert [size for _, size in halved] == [(12, 128, 2), (12, 128, 2)]
+    halved = split_by_shape(specs, n_features=20, rows=60, lanes=2, compiled=[(10, 128, 2)])
+    assert [size for _, size in halved] == [(10, 128, 2), (10, 128, 2)]
     assert sorted(i for g, _ in halved for i in g) == [0, 1, 2]

@@ -16,8 +16,9 @@ MACS_PER_S = 5e9  # multiply-adds a second these small padded networks sustain o
 # Programs are padded to a few sizes, so searches (and populations of one search) with different
 # trials compile the same programs: a compile costs seconds on a CPU, a cached program nothing.
 # Coarse on purpose: doubling a width costs less on a CPU than compiling another program for a small
-# network; large data splits programs instead.
-DEPTHS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+# network; large data splits programs instead. 5 and 10 are rungs: the guide's space goes to 10 layers
+# (padded to 12 they cost a fifth more).
+DEPTHS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32)
 WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 # The member count is part of a program's shapes too: a population is filled up with idle members.
 MEMBERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)

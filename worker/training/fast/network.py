@@ -86,10 +86,21 @@ def layer_kernel(params: dict[str, Any], i: int, member: int | None = None) -> A
 
 
 def _activate(shape: Shape, z: jax.Array, which: jax.Array) -> jax.Array:
-    if len(shape.activations) == 1:
-        return ACTIVATIONS[shape.activations[0]](z)
-    stacked = jnp.stack([ACTIVATIONS[name](z) for name in shape.activations])
-    return stacked[which]
+    """The activation ``which`` (an index into the shape's) of every unit: a program mixing activations
+    computes each on every unit, so tanh and sigmoid share one tanh (sigmoid(z) = (1 + tanh(z/2)) / 2):
+    transcendentals and their gradients cost as much as a 128-unit layer's matrix product here."""
+    names = shape.activations
+    if len(names) == 1:
+        return ACTIVATIONS[names[0]](z)
+    squashing = [n for n in names if n in ("tanh", "sigmoid")]
+    if len(squashing) < 2:
+        return jnp.stack([ACTIVATIONS[name](z) for name in names])[which]
+    half = jnp.array([0.5 if n == "sigmoid" else 1.0 for n in names])[which]
+    out = jnp.tanh(z * half) * half + (1.0 - half)
+    for name in names:
+        if name not in squashing:
+            out = jnp.where(which == names.index(name), ACTIVATIONS[name](z), out)
+    return out
 
 
 def forward(
