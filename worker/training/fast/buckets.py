@@ -12,6 +12,10 @@ from worker.training.fast.programs import Size
 MAX_PROGRAMS = 3  # more programs mean more compiles (seconds each on a CPU, cached on disk after)
 # Another program is worth its compile when it saves more training time than the compile takes.
 COMPILE_S = 10.0  # one program's trace and compile on a CPU: 8-25 s measured on 2 cores (deeper: more)
+# A program compiled to balance the lanes serves the searches after this one too (cached on disk): its
+# compile is counted as shared by this many populations. Counted whole, a population with one deep group
+# kept it whole, one core idle, in every later search (the half was never compiled, so never known).
+REUSES = 3
 MACS_PER_S = 5e9  # multiply-adds a second these small padded networks sustain on a CPU (cautious)
 # Programs are padded to a few sizes, so searches (and populations of one search) with different
 # trials compile the same programs: a compile costs seconds on a CPU, a cached program nothing.
@@ -138,7 +142,7 @@ def _balanced(
             break
         middle = -(-len(indices) // 2)
         half: Size = (depth, width, int(_padded(np.array([middle]), MEMBERS)[0]))
-        compile_s = 0.0 if half in known or half in {size for _, size in groups} else COMPILE_S
+        compile_s = 0.0 if half in known or half in {size for _, size in groups} else COMPILE_S / REUSES
         if seconds(half) + compile_s >= cost[longest]:
             break
         groups[longest : longest + 1] = [(indices[:middle], half), (indices[middle:], half)]

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import structlog
 
 from models.spec import JobSpec
 from worker.training.builder import initializer_for
@@ -25,6 +26,8 @@ from worker.training.fast.network import Shape, layer_kernel
 from worker.training.fast.optimizers import OPTIMIZERS
 from worker.training.fast.programs import Size, compiled_sizes, remember
 from worker.training.reporting import Reporter
+
+log = structlog.get_logger(__name__)
 
 CHUNK_SECONDS = 1.0  # aim for one host round trip (report, cancel check) per second of training
 MAX_CHUNK_SECONDS = 10.0  # ...and at least one every this many, however slow reporting is
@@ -407,16 +410,18 @@ def train_population(
     for index, member in enumerate(members):
         keyed.setdefault(_bucket_key(member.spec), []).append(index)
     programs: list[tuple[list[int], Plan, int]] = []
+    before: dict[str, set[Size]] = {}  # per family: the program sizes compiled before this population
     for same in keyed.values():
         family = _family([members[i] for i in same], data)
         family_key = repr(family)
+        before[family_key] = compiled_sizes(family_key)
         groups, fresh = _resumed_groups(members, same)
         if fresh:
             split = split_by_shape(
                 [members[i].spec for i in fresh],
                 data.x_train.shape[1],
                 rows=len(data.x_train),
-                compiled=compiled_sizes(family_key),
+                compiled=before[family_key],
                 lanes=lanes,
             )
             groups += [([fresh[i] for i in group], size) for group, size in split]
@@ -427,7 +432,17 @@ def train_population(
 
     def train(program: tuple[list[int], Plan, int]) -> list[MemberResult]:
         indices, plan, size = program
-        return _train_bucket([members[i] for i in indices], plan, size, data, arrays)
+        started = time.monotonic()
+        trained = _train_bucket([members[i] for i in indices], plan, size, data, arrays)
+        log.info(
+            "program_trained",
+            size=[plan.shape.depth, plan.shape.width, size],
+            members=len(indices),
+            compiled_before=(plan.shape.depth, plan.shape.width, size) in before[repr(_sized(plan, 0, 0))],
+            epochs=[len(r.history) for r in trained],
+            seconds=round(time.monotonic() - started, 2),
+        )
+        return trained
 
     results: list[MemberResult | None] = [None] * len(members)
     # XLA runs each program on the thread that calls it (single-threaded matrix products, see
