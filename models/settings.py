@@ -45,9 +45,9 @@ class Settings(BaseSettings):
     # Training workers run at this niceness so that, on a machine they share with the API or the
     # predictor, polls and predictions are served first (training is batch work; 0 turns this off).
     trainer_nice: int = Field(default=10, ge=0, le=19)
-    # Programs of one fast-engine population trained at once, each on its own thread (XLA:CPU runs a
-    # program on the thread that calls it). None: one per core on a CPU, one on an accelerator. Several
-    # workers on one machine share its cores: 1 each is then the better choice.
+    # Programs of one fast-engine population trained at once, each from its own thread (a 10-trial
+    # population on 2 cores: 18-20 s one after another, 7-8 s two at a time). None: one per core on a
+    # CPU, one on an accelerator. Several workers on one machine share its cores: 1 each is then better.
     training_lanes: int | None = Field(default=None, ge=1, le=256)
     # Prometheus metrics of a worker (its children summed), served by its main process; None: off.
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)

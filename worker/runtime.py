@@ -59,8 +59,8 @@ def _pid_alive(pid: int) -> bool:
 _current: Runtime | None = None
 # XLA:CPU splits each matrix product across the cores; the fast engine's are tiny (a batch of 32 rows
 # through layers of at most a few hundred units), and the split costs more than it saves: a 10-trial
-# population on 2 cores trained in 16-20 s single-threaded against 22 s split. Another worker process
-# (or the API) gets the other core. Read when JAX starts, as the cache folder is.
+# population on 2 cores trained in 16-20 s single-threaded against 22 s split. The other cores train
+# the population's other programs instead (training_lanes). Read when JAX starts, as the cache folder is.
 SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
 
 

@@ -88,10 +88,25 @@ def test_with_two_lanes_a_group_longer_than_its_share_is_halved_into_one_program
 
 
 def test_a_group_is_not_halved_when_compiling_the_half_costs_more_than_it_saves() -> None:
-    specs = [_net(*[128] * 10)] * 2 + [_net(8)]
+    specs = [_net(*[128] * 10)] * 3
     # On 60 rows three members train in a fraction of a compile: one program, however many lanes.
     assert [size for _, size in split_by_shape(specs, n_features=20, rows=60, lanes=2)] == [(10, 128, 3)]
     # The half's program compiled before costs nothing to start: halved.
-    halved = split_by_shape(specs, n_features=20, rows=60, lanes=2, compiled=[(10, 128, 2)])
+    halved = split_by_shape(specs, n_features=20, rows=60, lanes=2, compiled=[(10, 128, 3), (10, 128, 2)])
     assert [size for _, size in halved] == [(10, 128, 2), (10, 128, 2)]
     assert sorted(i for g, _ in halved for i in g) == [0, 1, 2]
+    assert [
+        size
+        for _, size in split_by_shape(specs, n_features=20, rows=60, compiled=[(10, 128, 3), (10, 128, 2)])
+    ] == [(10, 128, 3)]  # one lane: never halved
+
+
+def test_a_half_that_leaves_the_finish_time_as_it_was_is_not_made() -> None:
+    # Two groups of about equal length already fill two lanes: halving the longer gains nothing.
+    deep, shallow = _net(*[128] * 10), _net(*[128] * 8)
+    groups = split_by_shape([deep] * 4 + [shallow] * 4, n_features=20, rows=600_000, lanes=2)
+    assert len(groups) == 2
+    # One member alone is never halved.
+    assert [size for _, size in split_by_shape([deep], n_features=20, rows=600_000, lanes=4)] == [
+        (10, 128, 1)
+    ]

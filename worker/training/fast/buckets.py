@@ -9,7 +9,9 @@ import numpy as np
 from models.spec import JobSpec
 from worker.training.fast.programs import Size
 
-MAX_PROGRAMS = 3  # more programs mean more compiles (seconds each on a CPU, cached on disk after)
+# Shapes a population is cut into: more programs mean more compiles (seconds each on a CPU, cached on
+# disk after). Balancing the lanes may halve these into up to MAX_PROGRAMS programs per lane.
+MAX_PROGRAMS = 3
 # Another program is worth its compile when it saves more training time than the compile takes.
 COMPILE_S = 10.0  # one program's trace and compile on a CPU: 8-25 s measured on 2 cores (deeper: more)
 # A program compiled to balance the lanes serves the searches after this one too (cached on disk): its
@@ -58,7 +60,7 @@ def split_by_shape(
     program each runs in, the longest first: at most MAX_PROGRAMS shapes, as many as pay for their
     compile in padding they avoid (on ``rows`` training rows); a group may run in a larger program
     already ``compiled`` when that padding costs less than compiling its own. With ``lanes`` programs
-    training at once (one per core), a group longer than its share is halved (see _balanced)."""
+    training at once (one per core), the longest group may be halved, and a half again (see _balanced)."""
     order = sorted(
         range(len(specs)),
         key=lambda i: (len(specs[i].model.layers), max((u.units for u in specs[i].model.layers), default=0)),
@@ -124,11 +126,19 @@ def split_by_shape(
     return _balanced(groups, lanes, train_seconds, {(d, w, m) for d, w, m in known.tolist()})
 
 
+def _finishing(seconds: list[float], lanes: int) -> float:
+    """When programs of these durations finish on ``lanes`` lanes, the longest started first."""
+    loads = [0.0] * lanes
+    for duration in sorted(seconds, reverse=True):
+        loads[loads.index(min(loads))] += duration
+    return max(loads)
+
+
 def _balanced(
     groups: list[tuple[list[int], Size]], lanes: int, seconds: Callable[[Size], float], known: set[Size]
 ) -> list[tuple[list[int], Size]]:
-    """``groups`` the longest first, each longer than its lane's share halved into two programs of one
-    size (one compile for both) while the halves finish sooner than the whole, compile included.
+    """``groups`` the longest first, the longest halved into two programs of one size (one compile for
+    both) while that makes the population finish sooner on ``lanes`` lanes, compile included.
 
     Programs of a population train side by side, one per lane (core): a population with one deep
     group would otherwise leave the other cores idle while it trains.
@@ -138,12 +148,13 @@ def _balanced(
         cost = [seconds(size) for _, size in groups]
         longest = int(np.argmax(cost))
         indices, (depth, width, _) = groups[longest]
-        if cost[longest] <= sum(cost) / lanes or len(indices) < 2:
+        if len(indices) < 2:
             break
         middle = -(-len(indices) // 2)
         half: Size = (depth, width, int(_padded(np.array([middle]), MEMBERS)[0]))
         compile_s = 0.0 if half in known or half in {size for _, size in groups} else COMPILE_S / REUSES
-        if seconds(half) + compile_s >= cost[longest]:
+        after = [c for i, c in enumerate(cost) if i != longest] + [seconds(half)] * 2
+        if _finishing(after, lanes) + compile_s >= _finishing(cost, lanes):
             break
         groups[longest : longest + 1] = [(indices[:middle], half), (indices[middle:], half)]
     return sorted(groups, key=lambda group: -seconds(group[1]))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import math
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +92,7 @@ def _family(members: list[Member], data: Matrices) -> Plan:
     spec = members[0].spec
     activations: set[str] = {layer.activation for m in members for layer in m.spec.model.layers} or {"linear"}
     if len(activations) > 1:
-        # A program choosing per layer computes each of its activations (cheap beside the matmuls):
+        # A program choosing per layer computes each of its activations (tanh and sigmoid as one):
         # the guide's three are always among them, so searches mixing them share one program.
         activations |= set(COMMON_ACTIVATIONS)
     shape = Shape(
@@ -312,9 +315,15 @@ def _checkpoint(
 
 
 def _train_bucket(
-    members: list[Member], plan: Plan, size: int, data: Matrices, arrays: dict[str, Any]
+    members: list[Member],
+    plan: Plan,
+    size: int,
+    data: Matrices,
+    arrays: dict[str, Any],
+    abort: threading.Event | None = None,
 ) -> list[MemberResult]:
-    """Train ``members`` in the program of ``plan`` built for ``size`` members."""
+    """Train ``members`` in the program of ``plan`` built for ``size`` members (until ``abort`` is set:
+    then they stop as if cancelled)."""
     # Idle copies of the first member fill the program to its size; they start stopped.
     slots = [*members, *[members[0]] * (size - len(members))]
     cfgs = _stack([_config(plan, m.spec, data) for m in slots])
@@ -332,7 +341,10 @@ def _train_bucket(
         _record(plan, members, results, buffers, count)
         leaving = [m.reporter.handing_back() for m in members]  # the worker is shutting down
         _checkpoint(plan, members, results, state, force=leaving)
-        cancelled = [m.reporter.should_stop() or gone for m, gone in zip(members, leaving, strict=True)]
+        aborted = abort is not None and abort.is_set()
+        cancelled = [
+            m.reporter.should_stop() or gone or aborted for m, gone in zip(members, leaving, strict=True)
+        ]
         for p, flag in enumerate(cancelled):
             results[p].cancelled = results[p].cancelled or (flag and not bool(state["stopped"][p]))
         if any(cancelled):
@@ -400,6 +412,43 @@ def _resumed_groups(members: list[Member], indices: list[int]) -> tuple[list[Gro
     return groups, sorted(fresh)
 
 
+@dataclass
+class Program:
+    """One compiled program's share of a population: its members (indices), plan and member count."""
+
+    indices: list[int]
+    plan: Plan
+    size: int
+    compiled_before: bool  # by this process or another sharing the cache folder (programs.py)
+
+
+def _side_by_side(
+    train: Callable[[Program], list[MemberResult]],
+    programs: list[Program],
+    lanes: int,
+    abort: threading.Event,
+) -> list[list[MemberResult]]:
+    """``train`` of each program, up to ``lanes`` at once on threads, in the programs' order.
+
+    One lane trains on the calling thread: Celery's soft time limit (an exception raised in it) then
+    interrupts training itself. With threads, the first failure, or an exception in the calling thread,
+    sets ``abort``: every program stops at its next chunk boundary, so none trains on for hours unseen.
+    """
+    if lanes <= 1 or len(programs) <= 1:
+        return [train(program) for program in programs]
+    pool = ThreadPoolExecutor(max_workers=min(lanes, len(programs)))
+    try:
+        # Each thread logs with the task's context (job and trial ids), as the calling thread does.
+        futures = [pool.submit(contextvars.copy_context().run, train, program) for program in programs]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        return [future.result() for future in futures]
+    except BaseException:
+        abort.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def train_population(
     members: list[Member], data: Matrices, *, probe_rows: int, lanes: int = 1
 ) -> list[MemberResult]:
@@ -409,47 +458,50 @@ def train_population(
     keyed: dict[tuple[Any, ...], list[int]] = {}
     for index, member in enumerate(members):
         keyed.setdefault(_bucket_key(member.spec), []).append(index)
-    programs: list[tuple[list[int], Plan, int]] = []
-    before: dict[str, set[Size]] = {}  # per family: the program sizes compiled before this population
+    programs: list[Program] = []
     for same in keyed.values():
         family = _family([members[i] for i in same], data)
         family_key = repr(family)
-        before[family_key] = compiled_sizes(family_key)
+        before = compiled_sizes(family_key)
         groups, fresh = _resumed_groups(members, same)
         if fresh:
             split = split_by_shape(
                 [members[i].spec for i in fresh],
                 data.x_train.shape[1],
                 rows=len(data.x_train),
-                compiled=before[family_key],
-                lanes=lanes,
+                compiled=before,
+                # Buckets train side by side too: each balances its programs over its share of the lanes.
+                lanes=max(1, lanes // len(keyed)),
             )
             groups += [([fresh[i] for i in group], size) for group, size in split]
         for indices, (depth, width, size) in groups:
             # Noted before training: a worker handing back mid-run leaves its program compiled too.
             remember(family_key, (depth, width, size))
-            programs.append((indices, _sized(family, depth, width), size))
+            programs.append(
+                Program(indices, _sized(family, depth, width), size, (depth, width, size) in before)
+            )
+    abort = threading.Event()
 
-    def train(program: tuple[list[int], Plan, int]) -> list[MemberResult]:
-        indices, plan, size = program
+    def train(program: Program) -> list[MemberResult]:
         started = time.monotonic()
-        trained = _train_bucket([members[i] for i in indices], plan, size, data, arrays)
+        trained = _train_bucket(
+            [members[i] for i in program.indices], program.plan, program.size, data, arrays, abort
+        )
+        epochs = [len(r.history) for r in trained]
         log.info(
             "program_trained",
-            size=[plan.shape.depth, plan.shape.width, size],
-            members=len(indices),
-            compiled_before=(plan.shape.depth, plan.shape.width, size) in before[repr(_sized(plan, 0, 0))],
-            epochs=[len(r.history) for r in trained],
+            size=[program.plan.shape.depth, program.plan.shape.width, program.size],
+            members=len(trained),
+            compiled_before=program.compiled_before,
+            epochs_max=max(epochs),
+            epochs_total=sum(epochs),
             seconds=round(time.monotonic() - started, 2),
         )
         return trained
 
     results: list[MemberResult | None] = [None] * len(members)
-    # XLA runs each program on the thread that calls it (single-threaded matrix products, see
-    # worker.runtime): threads put the other cores to work, the longest programs first.
-    with ThreadPoolExecutor(max_workers=max(1, min(lanes, len(programs)))) as pool:
-        for (indices, _, _), trained in zip(programs, pool.map(train, programs), strict=True):
-            for index, result in zip(indices, trained, strict=True):
-                results[index] = result
+    for program, trained in zip(programs, _side_by_side(train, programs, lanes, abort), strict=True):
+        for index, result in zip(program.indices, trained, strict=True):
+            results[index] = result
     bound_programs()
     return [r for r in results if r is not None]
