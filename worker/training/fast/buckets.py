@@ -70,7 +70,8 @@ def split_by_shape(
     widths = np.array([max((u.units for u in specs[i].model.layers), default=1) for i in order])
     # Forward and backward passes: about three multiply-adds per weight, row and epoch.
     seconds_per_mac = 3 * rows * max(s.training.epochs for s in specs) / MACS_PER_S
-    known = np.array(sorted(set(compiled)), int).reshape(-1, 3)
+    known_sizes = set(compiled)
+    known = np.array(sorted(known_sizes), int).reshape(-1, 3)
     known_seconds = _macs(known[:, 0], known[:, 1], known[:, 2], n_features) * seconds_per_mac
 
     def programs_ending_at(j: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +124,7 @@ def split_by_shape(
         depth, width, members = (np.array([v]) for v in size)
         return float(_macs(depth, width, members, n_features)[0] * seconds_per_mac)
 
-    return _balanced(groups, lanes, train_seconds, {(d, w, m) for d, w, m in known.tolist()})
+    return _balanced(groups, lanes, train_seconds, known_sizes)
 
 
 def _finishing(seconds: list[float], lanes: int) -> float:
