@@ -92,14 +92,11 @@ def _activate(shape: Shape, z: jax.Array, which: jax.Array) -> jax.Array:
     names = shape.activations
     if len(names) == 1:
         return ACTIVATIONS[names[0]](z)
-    squashing = [n for n in names if n in ("tanh", "sigmoid")]
-    if len(squashing) < 2:
-        return jnp.stack([ACTIVATIONS[name](z) for name in names])[which]
     half = jnp.array([0.5 if n == "sigmoid" else 1.0 for n in names])[which]
-    out = jnp.tanh(z * half) * half + (1.0 - half)
-    for name in names:
-        if name not in squashing:
-            out = jnp.where(which == names.index(name), ACTIVATIONS[name](z), out)
+    out = jnp.tanh(z * half) * half + (1.0 - half)  # tanh, or sigmoid where half is 0.5
+    for index, name in enumerate(names):
+        if name not in ("tanh", "sigmoid"):
+            out = jnp.where(which == index, ACTIVATIONS[name](z), out)
     return out
 
 
