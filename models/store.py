@@ -280,6 +280,13 @@ class JobStore:
             raise NotFound("job_not_found", f"job '{job_id}' does not exist")
         return job
 
+    def status_of(self, job_id: str) -> JobStatus:
+        """A job's current status alone: workers read it after every chunk of epochs, not the whole row."""
+        status = self.session.scalar(select(Job.status).where(Job.id == job_id))
+        if status is None:
+            raise NotFound("job_not_found", f"job '{job_id}' does not exist")
+        return JobStatus(status)
+
     def page(
         self,
         tenant_id: str,

@@ -11,6 +11,11 @@ import httpx
 import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.store import DatasetStore, JobStore, KeyStore
+from models.tables import Dataset, Job
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 # The reference article's full search: the request at the end of API.md.
@@ -119,3 +124,25 @@ def model_inputs(frame: pd.DataFrame, schema: dict[str, Any]) -> dict[str, Any]:
         else:
             inputs[field["input"]] = tf.constant(np.array(cells, dtype=str).reshape(-1, 1))
     return inputs
+
+
+def placeholder_job(session: Session, tenant_prefix: str, *, kind: str, trials_total: int) -> Job:
+    """A queued job of a fresh tenant on a dataset row with no file behind it (for tests of the job and
+    trial rows straight in the database)."""
+    tenant = KeyStore(session).ensure_tenant(f"{tenant_prefix}-{utcnow().timestamp()}")
+    dataset = DatasetStore(session).add(
+        Dataset(
+            tenant_id=tenant.id,
+            name="d",
+            storage_key="datasets/none.csv",
+            has_header=True,
+            rows=1,
+            columns=[],
+            sha256="0" * 64,
+            size_bytes=1,
+        )
+    )
+    job = Job(
+        tenant_id=tenant.id, kind=kind, dataset_id=dataset.id, target="y", spec={}, trials_total=trials_total
+    )
+    return JobStore(session).add(job)

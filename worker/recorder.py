@@ -18,8 +18,28 @@ from worker.db_retry import retry_transient
 from worker.draining import draining
 from worker.metrics import EPOCH_SECONDS, HEARTBEATS
 from worker.runtime import Runtime
+from worker.training.reporting import Epochs
 
 log = structlog.get_logger(__name__)
+
+# When this process last renewed each search job's heartbeat. A population's trials all keep one job
+# alive: each renewing it made dozens of transactions a second queue on that one row's lock, and the
+# training threads waited on them for more than half their time (py-spy, 64 trials).
+_job_touched: dict[str, float] = {}
+_job_touched_lock = threading.Lock()
+
+
+def _job_touch_due(job_id: str, interval: float) -> bool:
+    """True (and noted) when no trial of this process renewed ``job_id`` in the last ``interval`` s."""
+    now = time.monotonic()
+    with _job_touched_lock:
+        if now - _job_touched.get(job_id, -float("inf")) < interval:
+            return False
+        _job_touched[job_id] = now
+        if len(_job_touched) > 1024:  # finished searches' entries: the oldest go first
+            for stale in sorted(_job_touched, key=_job_touched.__getitem__)[:512]:
+                del _job_touched[stale]
+        return True
 
 
 class Recorder:
@@ -34,6 +54,7 @@ class Recorder:
         self.lease_lost = False
         self.started = time.monotonic()  # for the trial's duration
         self._last_report = self.started  # for epoch durations
+        self._renewed = -float("inf")  # when the lease was last renewed (by a beat or an epoch batch)
 
     @retry_transient
     def start_trial(self, number: int, *, hyperparameters: dict[str, Any], epochs: int) -> str:
@@ -52,31 +73,47 @@ class Recorder:
         """Store one epoch and the job's progress, and renew the lease, in one transaction."""
         self.on_epochs([(epoch, values, grad_norms)])
 
-    @retry_transient
-    def on_epochs(self, epochs: list[tuple[int, dict[str, float], dict[str, float]]]) -> None:
+    def on_epochs(self, epochs: Epochs) -> None:
         """Store a batch of epochs, the job's progress and renew the lease, in one transaction."""
+        Recorder.on_epochs_together([(self, epochs)])
+
+    @staticmethod
+    @retry_transient
+    def on_epochs_together(batches: list[tuple[Recorder, Epochs]]) -> None:
+        """Store each recorder's epochs (a population's compiled chunk) in one transaction: a commit per
+        trial made a 64-trial population's training threads wait on the database most of their time."""
+        with session_scope(batches[0][0].rt.sessions) as session:
+            statuses = [recorder._store(session, epochs) for recorder, epochs in batches]
+        # Observed after commit: reacting may write the same rows from another session.
+        for (recorder, epochs), status in zip(batches, statuses, strict=True):
+            recorder._stored(epochs, status)
+
+    def _store(self, session: Session, epochs: Epochs) -> JobStatus | None:
+        """Write the epochs, progress and lease renewal; the job's status, or None if the lease is lost."""
         assert self.trial_id is not None
-        with session_scope(self.rt.sessions) as session:
-            stored = TrialStore(session).record_epochs(
-                self.trial_id, epochs, lease_token=self.token, execution=self.execution
-            )
-            if stored:
-                self._progress(session, epochs[-1][0])
-            status = self._renew(session) if stored else None
+        if not TrialStore(session).record_epochs(
+            self.trial_id, epochs, lease_token=self.token, execution=self.execution
+        ):
+            return None
+        self._progress(session, epochs[-1][0])
+        return self._renew(session, trial_renewed=True)
+
+    def _stored(self, epochs: Epochs, status: JobStatus | None) -> None:
+        if status is not None:
+            self._renewed = time.monotonic()
         self.last_epoch = epochs[-1][0]
         now = time.monotonic()
         for _ in epochs:  # a fast-engine chunk: its epochs share its time evenly
             EPOCH_SECONDS.observe((now - self._last_report) / len(epochs))
         self._last_report = now
-        # Observed after commit: reacting may write the same rows from another session.
         self._observe(status)
 
     def _progress(self, session: Session, epoch: int) -> None:
         JobStore(session).set_progress(self.job_id, epoch=epoch)
 
-    def _renew(self, session: Session) -> JobStatus | None:
+    def _renew(self, session: Session, *, trial_renewed: bool = False) -> JobStatus | None:
         status = JobStore(session).heartbeat(self.job_id, self.token)
-        if status is not None and self.trial_id is not None:
+        if status is not None and self.trial_id is not None and not trial_renewed:
             TrialStore(session).heartbeat(self.trial_id, self.token)
         return status
 
@@ -116,9 +153,12 @@ class Recorder:
 
     def _beat(self, interval: float) -> None:
         while not self._stop.wait(interval):
+            if time.monotonic() - self._renewed < interval:
+                continue  # epochs being stored renew the lease: a beat would only add a transaction
             try:
                 with session_scope(self.rt.sessions) as session:
                     status = self._renew(session)
+                self._renewed = time.monotonic()
                 HEARTBEATS.inc()
                 self._observe(status)
             except Exception:  # a failed beat is retried next interval; the lease has slack
@@ -168,10 +208,11 @@ class TrialRecorder(Recorder):
 
             advance(self.rt, self.job_id)
 
-    def _renew(self, session: Session) -> JobStatus | None:
+    def _renew(self, session: Session, *, trial_renewed: bool = False) -> JobStatus | None:
         assert self.trial_id is not None
         jobs = JobStore(session)
-        if not TrialStore(session).heartbeat(self.trial_id, self.token):
+        if not trial_renewed and not TrialStore(session).heartbeat(self.trial_id, self.token):
             return None  # the trial was given to another worker (or ended): this run is stale
-        jobs.touch(self.job_id)
-        return JobStatus(jobs.get_any(self.job_id).status)
+        if _job_touch_due(self.job_id, self.rt.settings.heartbeat_interval_s):
+            jobs.touch(self.job_id)
+        return jobs.status_of(self.job_id)

@@ -18,8 +18,9 @@ from models.base import utcnow
 from models.db import make_engine, make_sessionmaker, session_scope
 from models.settings import Settings
 from models.status import JobStatus
-from models.store import DatasetStore, JobStore, KeyStore, Takeover
-from models.tables import Base, Dataset, Job
+from models.store import JobStore, Takeover
+from models.tables import Base, Job
+from tests.support import placeholder_job
 
 pytestmark = pytest.mark.integration
 
@@ -40,22 +41,7 @@ def queued_job(settings: Settings) -> str:
     """A queued job of a fresh tenant, straight in the database."""
     engine = make_engine(settings.resolved_database_url())
     with session_scope(make_sessionmaker(engine)) as session:
-        tenant = KeyStore(session).ensure_tenant(f"store-{utcnow().timestamp()}")
-        dataset = DatasetStore(session).add(
-            Dataset(
-                tenant_id=tenant.id,
-                name="d",
-                storage_key="datasets/none.csv",
-                has_header=True,
-                rows=1,
-                columns=[],
-                sha256="0" * 64,
-                size_bytes=1,
-            )
-        )
-        job = JobStore(session).add(
-            Job(tenant_id=tenant.id, kind="train", dataset_id=dataset.id, target="y", spec={}, trials_total=1)
-        )
+        job = placeholder_job(session, "store", kind="train", trials_total=1)
         job_id = job.id
     engine.dispose()
     return job_id

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+Epochs = list[tuple[int, dict[str, float], dict[str, float]]]  # (1-based epoch, metrics, grad norms)
+
 
 class Reporter(Protocol):
     """Receives progress from a training run and tells it when to stop."""
@@ -11,7 +13,7 @@ class Reporter(Protocol):
     def on_epoch(self, epoch: int, values: dict[str, float], grad_norms: dict[str, float]) -> None:
         """Record one finished epoch (1-based)."""
 
-    def on_epochs(self, epochs: list[tuple[int, dict[str, float], dict[str, float]]]) -> None:
+    def on_epochs(self, epochs: Epochs) -> None:
         """Record several finished epochs at once (the fast engine reports a compiled chunk)."""
 
     def should_stop(self) -> bool:
@@ -19,6 +21,18 @@ class Reporter(Protocol):
 
     def handing_back(self) -> bool:
         """True when the worker is shutting down: checkpoint at the next epoch boundary and stop."""
+
+
+def report_together(batches: list[tuple[Reporter, Epochs]]) -> None:
+    """Hand each run its epochs of one chunk; reporters that store many runs at once (one
+    ``on_epochs_together`` shared by all) get them in one call, the rest one run at a time."""
+    together = {getattr(type(reporter), "on_epochs_together", None) for reporter, _ in batches}
+    store = together.pop() if len(together) == 1 else None
+    if store is not None:
+        store(batches)
+        return
+    for reporter, epochs in batches:
+        reporter.on_epochs(epochs)
 
 
 class TrainingFailed(Exception):

@@ -28,7 +28,7 @@ from worker.training.fast.memory import bound_programs
 from worker.training.fast.network import Shape, layer_kernel
 from worker.training.fast.optimizers import OPTIMIZERS
 from worker.training.fast.programs import Size, compiled_sizes, remember
-from worker.training.reporting import Reporter
+from worker.training.reporting import Epochs, Reporter, report_together
 
 log = structlog.get_logger(__name__)
 
@@ -227,6 +227,7 @@ def _record(
 ) -> None:
     names = plan.shape.metric_names()
     host = {k: np.asarray(v)[:count] for k, v in buffers.items()}
+    batches: list[tuple[Reporter, Epochs]] = []
     for p, (member, result) in enumerate(zip(members, results, strict=True)):
         spec, batch = member.spec, []
         layers = [f"dense_{i}" for i in range(len(spec.model.layers))] + ["output"]
@@ -253,7 +254,9 @@ def _record(
             ):
                 result.diverged_at = len(result.history)
         if batch:
-            member.reporter.on_epochs(batch)
+            batches.append((member.reporter, batch))
+    if batches:
+        report_together(batches)
 
 
 def _program(plan: Plan) -> str:

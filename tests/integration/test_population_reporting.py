@@ -1,0 +1,88 @@
+"""A population's chunk of epochs is stored for all its trials in one transaction, on a real Postgres."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, update
+
+from models.db import make_engine, make_sessionmaker, session_scope
+from models.settings import Settings
+from models.status import JobStatus
+from models.store import JobStore, Takeover, TrialStore
+from models.tables import Trial
+from tests.support import placeholder_job
+from worker.recorder import Recorder, TrialRecorder
+from worker.runtime import Runtime
+from worker.training.reporting import report_together
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "population-lease"
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    """A worker runtime on the test database."""
+    engine = make_engine(settings.resolved_database_url())
+    yield Runtime(settings, engine, make_sessionmaker(engine), os.getpid(), "reporting-test")
+    engine.dispose()
+
+
+def _running_search(rt: Runtime, trials: int) -> tuple[str, list[str]]:
+    """A running search job of a fresh tenant and ``trials`` running trials, all under TOKEN."""
+    takeover = Takeover(timedelta(seconds=120), socket.gethostname(), lambda pid: True)
+    with session_scope(rt.sessions) as session:
+        jobs = JobStore(session)
+        job = placeholder_job(session, "reporting", kind="search", trials_total=trials)
+        assert jobs.claim(job.id, TOKEN, worker="w", takeover=takeover) == "claimed"
+        ids = [
+            TrialStore(session).start(job.id, n, hyperparameters={}, token=TOKEN, worker="w").id
+            for n in range(trials)
+        ]
+        return job.id, ids
+
+
+def _epochs(first: int, count: int, loss: float) -> list[tuple[int, dict[str, float], dict[str, float]]]:
+    return [(first + i, {"loss": loss + i, "val_loss": loss}, {"dense_0": 0.1}) for i in range(count)]
+
+
+def test_a_chunk_of_a_population_is_stored_for_every_trial_in_one_commit(rt: Runtime) -> None:
+    """Three trials' epochs in one transaction; each trial keeps its own; a trial whose lease moved to
+    another worker stores nothing and is told to stop, while the others' epochs still land."""
+    job_id, trials = _running_search(rt, 3)
+    with session_scope(rt.sessions) as session:  # the third trial was given to another worker
+        session.execute(update(Trial).where(Trial.id == trials[2]).values(lease_token="someone-else"))
+    recorders = [TrialRecorder(rt, job_id, trial, TOKEN, execution=0) for trial in trials]
+    commits: list[object] = []
+
+    def committed(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(rt.engine, "commit", committed)
+    report_together([(r, _epochs(1, 2, float(i))) for i, r in enumerate(recorders)])
+    event.remove(rt.engine, "commit", committed)
+    assert len(commits) == 1
+    with session_scope(rt.sessions) as session:
+        stored = TrialStore(session).epochs(job_id)
+        by_trial = {n: [(row.epoch, row.values["loss"]) for m, row in stored if m == n] for n in range(3)}
+        assert JobStore(session).status_of(job_id) == JobStatus.RUNNING
+    assert by_trial == {0: [(1, 0.0), (2, 1.0)], 1: [(1, 1.0), (2, 2.0)], 2: []}
+    assert [r.should_stop() for r in recorders] == [False, False, True]
+    assert [r.last_epoch for r in recorders[:2]] == [2, 2]
+
+
+def test_a_chunk_stored_again_replaces_its_epochs_instead_of_duplicating_them(rt: Runtime) -> None:
+    """The transaction is retried whole after an outage: storing the same chunk twice leaves it once."""
+    job_id, trials = _running_search(rt, 2)
+    recorders = [TrialRecorder(rt, job_id, trial, TOKEN, execution=0) for trial in trials]
+    batches = [(r, _epochs(1, 3, 0.5)) for r in recorders]
+    Recorder.on_epochs_together(batches)  # type: ignore[arg-type]
+    Recorder.on_epochs_together(batches)  # type: ignore[arg-type]
+    with session_scope(rt.sessions) as session:
+        epochs = [(n, row.epoch) for n, row in TrialStore(session).epochs(job_id)]
+    assert epochs == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
