@@ -84,6 +84,11 @@ class Recorder:
         trial made a 64-trial population's training threads wait on the database most of their time."""
         with session_scope(batches[0][0].rt.sessions) as session:
             statuses = [recorder._store(session, epochs) for recorder, epochs in batches]
+            # The job's row last, after every trial's: a heartbeat locks its trial, then the job, and
+            # the same order here cannot deadlock with it.
+            alive = {r.job_id: r for (r, _), status in zip(batches, statuses, strict=True) if status}
+            for recorder in alive.values():
+                recorder._keep_job_alive(session)
         # Observed after commit: reacting may write the same rows from another session.
         for (recorder, epochs), status in zip(batches, statuses, strict=True):
             recorder._stored(epochs, status)
@@ -112,10 +117,13 @@ class Recorder:
         JobStore(session).set_progress(self.job_id, epoch=epoch)
 
     def _renew(self, session: Session, *, trial_renewed: bool = False) -> JobStatus | None:
-        status = JobStore(session).heartbeat(self.job_id, self.token)
-        if status is not None and self.trial_id is not None and not trial_renewed:
+        # The trial's row before the job's, in every transaction (see on_epochs_together).
+        if self.trial_id is not None and not trial_renewed:
             TrialStore(session).heartbeat(self.trial_id, self.token)
-        return status
+        return JobStore(session).heartbeat(self.job_id, self.token)
+
+    def _keep_job_alive(self, session: Session) -> None:
+        """Nothing more for a train job: renewing its lease (``_renew``) keeps it alive."""
 
     def share_watch(self, primary: Recorder) -> None:
         """Stop when ``primary`` stops (executions of one trial share its lease and cancel watch)."""
@@ -158,6 +166,8 @@ class Recorder:
             try:
                 with session_scope(self.rt.sessions) as session:
                     status = self._renew(session)
+                    if status is not None:
+                        self._keep_job_alive(session)
                 self._renewed = time.monotonic()
                 HEARTBEATS.inc()
                 self._observe(status)
@@ -210,9 +220,11 @@ class TrialRecorder(Recorder):
 
     def _renew(self, session: Session, *, trial_renewed: bool = False) -> JobStatus | None:
         assert self.trial_id is not None
-        jobs = JobStore(session)
         if not trial_renewed and not TrialStore(session).heartbeat(self.trial_id, self.token):
             return None  # the trial was given to another worker (or ended): this run is stale
+        return JobStore(session).status_of(self.job_id)
+
+    def _keep_job_alive(self, session: Session) -> None:
+        """Renew the search job's heartbeat, once per interval for all of this process's trials."""
         if _job_touch_due(self.job_id, self.rt.settings.heartbeat_interval_s):
-            jobs.touch(self.job_id)
-        return jobs.status_of(self.job_id)
+            JobStore(session).touch(self.job_id)

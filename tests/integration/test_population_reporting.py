@@ -86,3 +86,21 @@ def test_a_chunk_stored_again_replaces_its_epochs_instead_of_duplicating_them(rt
     with session_scope(rt.sessions) as session:
         epochs = [(n, row.epoch) for n, row in TrialStore(session).epochs(job_id)]
     assert epochs == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
+
+
+def test_a_chunk_writes_the_search_jobs_row_after_every_trials_row(rt: Runtime) -> None:
+    """A trial's heartbeat locks its trial's row, then the job's; a chunk taking them the other way round
+    could deadlock with it (Postgres would abort one, failing the population)."""
+    job_id, trials = _running_search(rt, 3)
+    recorders = [TrialRecorder(rt, job_id, trial, TOKEN, execution=0) for trial in trials]
+    writes: list[str] = []
+
+    def written(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("UPDATE"):
+            writes.append(statement.split()[1])
+
+    event.listen(rt.engine, "before_cursor_execute", written)
+    report_together([(r, _epochs(1, 1, 0.0)) for r in recorders])
+    event.remove(rt.engine, "before_cursor_execute", written)
+    assert "job" in writes and "trial" in writes
+    assert writes.index("job") > max(i for i, table in enumerate(writes) if table == "trial")
