@@ -34,7 +34,10 @@ TRIAL_SECONDS = Histogram(
     "Wall time of one trial, from its claim to its result",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 7200),
 )
-HEARTBEATS = Counter("tuneforge_worker_heartbeats", "Lease renewals sent by running jobs and trials")
+HEARTBEATS = Counter(
+    "tuneforge_worker_heartbeats",
+    "Heartbeat transactions of running jobs and trials (stored epochs renew leases too)",
+)
 PREDICT_SECONDS = Histogram(
     "tuneforge_worker_predict_seconds",
     "Time to answer one predict request (model load included when it was not loaded)",

@@ -75,7 +75,7 @@ class Recorder:
 
     def on_epochs(self, epochs: Epochs) -> None:
         """Store a batch of epochs, the job's progress and renew the lease, in one transaction."""
-        Recorder.on_epochs_together([(self, epochs)])
+        type(self).on_epochs_together([(self, epochs)])
 
     @staticmethod
     @retry_transient
@@ -159,8 +159,10 @@ class Recorder:
 
         finish_cancelled(self.rt, self, epochs_run=self.last_epoch)
 
-    def _beat(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+    def _beat(self, interval: float, done: threading.Event) -> None:
+        # Until the block ends, or the run is told to stop (a cancel, a lost lease): then nothing is left
+        # to renew.
+        while not done.wait(interval) and not self._stop.is_set():
             if time.monotonic() - self._renewed < interval:
                 continue  # epochs being stored renew the lease: a beat would only add a transaction
             try:
@@ -177,9 +179,12 @@ class Recorder:
     @contextmanager
     def heartbeat(self) -> Iterator[None]:
         """Renew the lease and watch for cancellation in the background while the block runs."""
+        # The block's own end, not the run's stop: a train job's closing evaluation runs in a second
+        # block, which ending the first by stopping the run had left without a heartbeat.
+        done = threading.Event()
         thread = threading.Thread(
             target=self._beat,
-            args=(self.rt.settings.heartbeat_interval_s,),
+            args=(self.rt.settings.heartbeat_interval_s, done),
             name=f"heartbeat-{self.job_id}",
             daemon=True,
         )
@@ -187,7 +192,7 @@ class Recorder:
         try:
             yield
         finally:
-            self._stop.set()
+            done.set()
             thread.join(timeout=5)
 
 

@@ -26,6 +26,7 @@ from worker.coordinator import models_kept, ranked, search_parts, trial_spec
 from worker.files import refit_files, refit_lock_file, selection_models, trial_files
 from worker.runtime import Runtime
 from worker.training.engines import Run
+from worker.training.reporting import Epochs
 
 if TYPE_CHECKING:
     from worker.training.train import TrainResult
@@ -39,7 +40,7 @@ class _Unreported:
     def on_epoch(self, epoch: int, values: dict[str, float], grad_norms: dict[str, float]) -> None:
         """Ignore one epoch."""
 
-    def on_epochs(self, epochs: list[tuple[int, dict[str, float], dict[str, float]]]) -> None:
+    def on_epochs(self, epochs: Epochs) -> None:
         """Ignore a chunk of epochs."""
 
     def should_stop(self) -> bool:

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import event, update
 
+from models.base import utcnow
 from models.db import make_engine, make_sessionmaker, session_scope
 from models.settings import Settings
 from models.status import JobStatus
 from models.store import JobStore, Takeover, TrialStore
-from models.tables import Trial
+from models.tables import Job, Trial
 from tests.support import placeholder_job
 from worker.recorder import Recorder, TrialRecorder
 from worker.runtime import Runtime
-from worker.training.reporting import report_together
+from worker.training.reporting import Epochs, report_together
 
 pytestmark = pytest.mark.integration
 
@@ -64,8 +66,10 @@ def test_a_chunk_of_a_population_is_stored_for_every_trial_in_one_commit(rt: Run
         commits.append(connection)
 
     event.listen(rt.engine, "commit", committed)
-    report_together([(r, _epochs(1, 2, float(i))) for i, r in enumerate(recorders)])
-    event.remove(rt.engine, "commit", committed)
+    try:
+        report_together([(r, _epochs(1, 2, float(i))) for i, r in enumerate(recorders)])
+    finally:
+        event.remove(rt.engine, "commit", committed)
     assert len(commits) == 1
     with session_scope(rt.sessions) as session:
         stored = TrialStore(session).epochs(job_id)
@@ -77,12 +81,13 @@ def test_a_chunk_of_a_population_is_stored_for_every_trial_in_one_commit(rt: Run
 
 
 def test_a_chunk_stored_again_replaces_its_epochs_instead_of_duplicating_them(rt: Runtime) -> None:
-    """The transaction is retried whole after an outage: storing the same chunk twice leaves it once."""
+    """Storing the same chunk again (as a retry does when the first commit's answer was lost in an
+    outage) leaves each epoch once."""
     job_id, trials = _running_search(rt, 2)
     recorders = [TrialRecorder(rt, job_id, trial, TOKEN, execution=0) for trial in trials]
-    batches = [(r, _epochs(1, 3, 0.5)) for r in recorders]
-    Recorder.on_epochs_together(batches)  # type: ignore[arg-type]
-    Recorder.on_epochs_together(batches)  # type: ignore[arg-type]
+    batches: list[tuple[Recorder, Epochs]] = [(r, _epochs(1, 3, 0.5)) for r in recorders]
+    Recorder.on_epochs_together(batches)
+    Recorder.on_epochs_together(batches)
     with session_scope(rt.sessions) as session:
         epochs = [(n, row.epoch) for n, row in TrialStore(session).epochs(job_id)]
     assert epochs == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
@@ -90,7 +95,7 @@ def test_a_chunk_stored_again_replaces_its_epochs_instead_of_duplicating_them(rt
 
 def test_a_chunk_writes_the_search_jobs_row_after_every_trials_row(rt: Runtime) -> None:
     """A trial's heartbeat locks its trial's row, then the job's; a chunk taking them the other way round
-    could deadlock with it (Postgres would abort one, failing the population)."""
+    could deadlock with it (Postgres aborts one: a lost beat, or a chunk stored again after a wait)."""
     job_id, trials = _running_search(rt, 3)
     recorders = [TrialRecorder(rt, job_id, trial, TOKEN, execution=0) for trial in trials]
     writes: list[str] = []
@@ -100,7 +105,55 @@ def test_a_chunk_writes_the_search_jobs_row_after_every_trials_row(rt: Runtime) 
             writes.append(statement.split()[1])
 
     event.listen(rt.engine, "before_cursor_execute", written)
-    report_together([(r, _epochs(1, 1, 0.0)) for r in recorders])
-    event.remove(rt.engine, "before_cursor_execute", written)
+    try:
+        report_together([(r, _epochs(1, 1, 0.0)) for r in recorders])
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", written)
     assert "job" in writes and "trial" in writes
     assert writes.index("job") > max(i for i, table in enumerate(writes) if table == "trial")
+
+
+def _job_heartbeat(rt: Runtime, job_id: str) -> datetime | None:
+    with session_scope(rt.sessions) as session:
+        return JobStore(session).get_any(job_id).heartbeat_at
+
+
+def _age_job_heartbeat(rt: Runtime, job_id: str) -> datetime:
+    old = utcnow() - timedelta(minutes=5)
+    with session_scope(rt.sessions) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=old))
+    return old
+
+
+def test_a_populations_trials_renew_the_search_job_once_per_interval(rt: Runtime) -> None:
+    """Every trial of a population keeps the one search job alive; its row is written once per
+    heartbeat interval by this process, not by each trial's chunk."""
+    job_id, trials = _running_search(rt, 2)
+    recorders = [TrialRecorder(rt, job_id, trial, TOKEN, execution=0) for trial in trials]
+    report_together([(r, _epochs(1, 1, 0.0)) for r in recorders])  # renews the job's row
+    old = _age_job_heartbeat(rt, job_id)
+    report_together([(r, _epochs(2, 1, 0.0)) for r in recorders])  # within the interval: not again
+    assert _job_heartbeat(rt, job_id) == old
+    time.sleep(rt.settings.heartbeat_interval_s)
+    report_together([(r, _epochs(3, 1, 0.0)) for r in recorders])
+    renewed = _job_heartbeat(rt, job_id)
+    assert renewed is not None and renewed > old
+
+
+def test_a_heartbeat_block_after_another_still_renews_the_lease(rt: Runtime) -> None:
+    """A train job's closing evaluation runs in a second heartbeat block: it renews the lease as the
+    first did (it once ended at once, leaving a long evaluation to lapse the lease)."""
+    quick = Runtime(
+        rt.settings.model_copy(update={"heartbeat_interval_s": 0.05}), rt.engine, rt.sessions, rt.pid, "quick"
+    )
+    job_id, trials = _running_search(quick, 1)
+    recorder = Recorder(quick, job_id, TOKEN)
+    recorder.trial_id = trials[0]
+    with recorder.heartbeat():
+        time.sleep(0.2)
+    old = _age_job_heartbeat(quick, job_id)
+    with recorder.heartbeat():
+        time.sleep(0.5)
+    renewed = _job_heartbeat(quick, job_id)
+    assert renewed is not None and renewed > old
+    assert not recorder.should_stop()

@@ -14,6 +14,7 @@ from models.status import JobKind
 from models.tabular import parse_csv
 from tests.support import generate_csvs
 from worker.training.fast import programs
+from worker.training.reporting import Epochs
 from worker.training.train import TrainResult, run_training
 
 
@@ -21,12 +22,12 @@ class Collector:
     """A Reporter that keeps every epoch, as the recorder would store them."""
 
     def __init__(self) -> None:
-        self.epochs: list[tuple[int, dict[str, float], dict[str, float]]] = []
+        self.epochs: Epochs = []
 
     def on_epoch(self, epoch: int, values: dict[str, float], grad_norms: dict[str, float]) -> None:
         self.epochs.append((epoch, values, grad_norms))
 
-    def on_epochs(self, epochs: list[tuple[int, dict[str, float], dict[str, float]]]) -> None:
+    def on_epochs(self, epochs: Epochs) -> None:
         self.epochs.extend(epochs)
 
     def should_stop(self) -> bool:

@@ -356,7 +356,7 @@ def _train_bucket(
         if bool(jnp.all(state["stopped"])):
             break
         per_epoch = (trained - started) / max(count, 1)
-        # Reporting (a transaction per member) may take a fifth of the time at most: a large population
+        # Reporting (a transaction per chunk) may take a fifth of the time at most: a large population
         # reports less often rather than train less.
         seconds = min(MAX_CHUNK_SECONDS, max(CHUNK_SECONDS, 4 * (time.monotonic() - trained)))
         limit = int(min(MAX_CHUNK, max(1, seconds / max(per_epoch, 1e-6))))
