@@ -62,6 +62,27 @@ def test_the_streamed_auc_matches_keras_metric_on_ordinary_predictions() -> None
     )
 
 
+def test_the_counts_at_every_threshold_are_the_rows_above_it() -> None:
+    """Each threshold's weighted counts, not only the AUC (which barely moves when they shift by one)."""
+    rng = np.random.default_rng(3)
+    predicted = rng.random(200).astype(np.float32)
+    predicted[:3] = [np.nan, 1.5, -0.5]
+    y = (rng.random(200) < 0.5).astype(np.float32)
+    w = rng.choice([0.5, 2.0], 200).astype(np.float32)
+    totals = network.add_totals(
+        SHAPE,
+        network.empty_totals(SHAPE),
+        jnp.float32(0.0),
+        jnp.asarray(predicted),
+        jnp.asarray(y),
+        jnp.asarray(w),
+    )
+    above = predicted[:, None] > np.asarray(network._thresholds())[None, :]
+    expected = ((w * y) @ above, (w * (1 - y)) @ above, (w * y) @ ~above, (w * (1 - y)) @ ~above)
+    for counted, wanted in zip(network.confusion(totals), expected, strict=True):
+        np.testing.assert_allclose(np.asarray(counted), wanted, atol=1e-4)
+
+
 def test_a_nan_prediction_counts_below_every_threshold() -> None:
     """A diverged member's NaN outputs are above no threshold (NaN > t is false), as Keras counts them."""
     predicted = np.array([np.nan, 0.9, 0.2, 0.7], np.float32)

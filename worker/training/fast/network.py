@@ -239,8 +239,9 @@ def add_totals(
     if shape.task == "binary":
         out["a"] = totals["a"] + jnp.sum(w * ((predicted > 0.5) == (y > 0.5)))
         # Comparing every row with every threshold (as Keras does) was 90% of a small network's step;
-        # a binary search finds the same count (a NaN is above none, as its comparisons say).
+        # a binary search over the sorted thresholds (8 unrolled steps) finds the same count.
         above = jnp.searchsorted(_thresholds(), predicted, side="left", method="scan_unrolled")
+        # searchsorted sorts NaN after every threshold; Keras' ``>`` puts it above none.
         above = jnp.where(jnp.isnan(predicted), 0, above)
         out["pos"] = totals["pos"].at[above].add(w * y)
         out["neg"] = totals["neg"].at[above].add(w * (1.0 - y))
@@ -252,11 +253,16 @@ def add_totals(
     return out
 
 
-def _auc(t: dict[str, jax.Array]) -> jax.Array:
-    # Keras' AUC: ROC over 200 thresholds, trapezoids between them. Rows above threshold j are those
-    # above more than j thresholds: the histogram's sums from j + 1 on.
+def confusion(t: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
+    """Weighted true/false positives and negatives at each threshold, from the running histograms."""
+    # Rows above threshold j are those above more than j thresholds: the histogram's sums from j + 1 on.
     tp, fp = (jnp.cumsum(t[name][::-1])[::-1][1:] for name in ("pos", "neg"))
-    fn, tn = jnp.sum(t["pos"]) - tp, jnp.sum(t["neg"]) - fp
+    return tp, fp, jnp.sum(t["pos"]) - tp, jnp.sum(t["neg"]) - fp
+
+
+def _auc(t: dict[str, jax.Array]) -> jax.Array:
+    # Keras' AUC: ROC over 200 thresholds, trapezoids between them.
+    tp, fp, fn, tn = confusion(t)
     recall = jnp.where(tp + fn > 0, tp / jnp.maximum(tp + fn, 1e-30), 0.0)
     fpr = jnp.where(fp + tn > 0, fp / jnp.maximum(fp + tn, 1e-30), 0.0)
     return jnp.sum((fpr[:-1] - fpr[1:]) * (recall[:-1] + recall[1:]) / 2.0)
