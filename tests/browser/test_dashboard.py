@@ -150,7 +150,8 @@ def test_sign_in_follow_a_live_search_cancel_it_and_predict(
     page.wait_for_selector("#leaderboard tbody tr:has([data-status='completed'])")
     assert _page_state(page)["status"] == "running"
     # The next trial's row appears once the coordinator has proposed it (a moment after the first ends).
-    page.wait_for_function("document.querySelectorAll('#leaderboard tbody tr').length >= 2")
+    # A selector, not wait_for_function: its polling evaluates a string, which the page's CSP forbids.
+    page.wait_for_selector("#leaderboard tbody tr:nth-child(2)")
     page.click("#leaderboard th[data-sort='number']")  # sortable: newest trial first
     rows = page.locator("#leaderboard tbody tr")
     numbers = [int(n) for n in rows.evaluate_all("rows => rows.map(r => r.dataset.trial)")]
