@@ -148,11 +148,92 @@ def _typed_column(values: pd.Series) -> tuple[pd.Series, dict[str, Any]]:
     return stripped.where(~missing_mask, None), profile
 
 
+def _typed_read(text: str, has_header: bool, width: int, max_rows: int | None) -> pd.DataFrame | None:
+    """The body with pandas' own type inference (4-5x faster than strings then ``to_numeric``), or None
+    when its shape is not exactly the body's, which the string parse then reports."""
+    try:
+        typed = pd.read_csv(
+            io.StringIO(text),
+            header=0 if has_header else None,
+            na_filter=False,  # missing tokens stay text here, so such a column takes the string path
+            skipinitialspace=True,
+            skip_blank_lines=True,
+            low_memory=False,  # one dtype per column, not per chunk
+            nrows=None if max_rows is None else max_rows + 1,
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        return None
+    # A header shorter than the rows makes pandas use the first column as the index: not this file.
+    if typed.shape[1] != width or not isinstance(typed.index, pd.RangeIndex) or typed.empty:
+        return None
+    return typed
+
+
+def _first_record(text: str) -> pd.DataFrame:
+    """The first record as text, parsed from the file's first lines, not a copy of the whole file."""
+    cut = text.find("\n", 1 << 16)
+    if cut >= 0:
+        try:
+            return _read_cells(text[: cut + 1], 1)
+        except InvalidInput:
+            pass  # a first record longer than the cut (a quoted field over many lines): read it all
+    return _read_cells(text, 1)
+
+
+def _clean_numeric(column: pd.Series) -> bool:
+    """Whether pandas read a column as numbers, all finite: the cells ``_typed_column`` would too."""
+    if not (pd.api.types.is_integer_dtype(column) or pd.api.types.is_float_dtype(column)):
+        return False  # booleans too: "TRUE" must keep its spelling as a category
+    return bool(np.isfinite(column.to_numpy("float64")).all())
+
+
+def _long_lines(text: str, limits: TableLimits | None) -> bool:
+    return limits is not None and max(map(len, io.StringIO(text)), default=0) > limits.max_cell_chars + 1
+
+
 def parse_csv(raw: bytes, *, header: HeaderMode = "auto", limits: TableLimits | None = None) -> Table:
     """Parse and profile CSV bytes, raising ``InvalidInput`` with a precise code on bad input."""
     text = _decode(raw)
     if limits is not None:
         _check_width(text, limits)
+    first = _first_record(text)
+    if first.shape[1] < 2 or _long_lines(text, limits):
+        return _parse_cells(text, header, limits)  # which names the problem
+    has_header = _decide_header([str(c) for c in first.iloc[0]], header)
+    max_rows = None if limits is None else limits.max_rows
+    typed = _typed_read(text, has_header, first.shape[1], max_rows)
+    if typed is None:
+        return _parse_cells(text, header, limits)
+    names = _column_names(first, has_header)
+    if max_rows is not None and len(typed) > max_rows:
+        raise InvalidInput("too_many_rows", f"the file has more than {max_rows} data rows")
+    columns: dict[int, tuple[pd.Series, dict[str, Any]]] = {}
+    for index in range(len(names)):
+        numbers = typed.iloc[:, index]
+        if _clean_numeric(numbers):
+            columns[index] = numbers.astype("float64"), {"missing": 0, **_numeric_profile(numbers)}
+    # The other columns, and only they, are read again as text and typed cell by cell as before.
+    rest = [index for index in range(len(names)) if index not in columns]
+    if rest:
+        cells = _read_cells(text, None if max_rows is None else max_rows + 2).iloc[:, rest]
+        body = cells.iloc[1:] if has_header else cells
+        for position, index in enumerate(rest):
+            columns[index] = _typed_column(body.iloc[:, position].reset_index(drop=True))
+    return _table(names, [columns[index] for index in range(len(names))], has_header)
+
+
+def _table(names: list[str], typed: list[tuple[pd.Series, dict[str, Any]]], has_header: bool) -> Table:
+    # Built at once: inserting columns one by one fragments the frame (quadratic for wide files).
+    frame = pd.DataFrame(
+        {name: column.reset_index(drop=True) for name, (column, _) in zip(names, typed, strict=True)},
+        index=range(len(typed[0][0])),
+    )
+    profiles = [{"name": name, **profile} for name, (_, profile) in zip(names, typed, strict=True)]
+    return Table(frame=frame, has_header=has_header, columns=profiles)
+
+
+def _parse_cells(text: str, header: HeaderMode, limits: TableLimits | None) -> Table:
+    """Every cell read as text, then typed column by column: the reference parse and every error."""
     # One record more than the cap (the header may be one of them) is enough to know it is exceeded.
     cells = _read_cells(text, None if limits is None else limits.max_rows + 2)
     if limits is not None:
@@ -169,12 +250,5 @@ def parse_csv(raw: bytes, *, header: HeaderMode = "auto", limits: TableLimits | 
         raise InvalidInput("no_rows", "the file has a header but no data rows")
     if limits is not None and len(body) > limits.max_rows:
         raise InvalidInput("too_many_rows", f"the file has more than {limits.max_rows} data rows")
-    typed: dict[str, pd.Series] = {}
-    profiles: list[dict[str, Any]] = []
-    for index, name in enumerate(names):
-        column, profile = _typed_column(body.iloc[:, index].reset_index(drop=True))
-        typed[name] = column
-        profiles.append({"name": name, **profile})
-    # Built at once: inserting columns one by one fragments the frame (quadratic for wide files).
-    frame = pd.DataFrame(typed, index=range(len(body)))
-    return Table(frame=frame, has_header=has_header, columns=profiles)
+    columns = [_typed_column(body.iloc[:, index].reset_index(drop=True)) for index in range(len(names))]
+    return _table(names, columns, has_header)

@@ -240,3 +240,62 @@ def test_breast_cancer_from_scikit_learn_parses_whole() -> None:
     assert target["distinct"] == 2
     assert target["integer"] is True
     assert table.frame["mean radius"].to_numpy() == pytest.approx(frame["mean radius"].to_numpy())
+
+
+# --- the typed read agrees with the cell-by-cell parse ---------------------------------------
+
+
+def _cell_by_cell(raw: bytes, header: str = "auto"):
+    from models.tabular import _decode, _parse_cells
+
+    return _parse_cells(_decode(raw), header, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(csv("a,b,y", "1,2.5,0", "-3,1e-7,1", "+4,  6,0"), id="signs-exponents-spaces"),
+        pytest.param(csv("a,b,y", "1 ,2,0", "3,4 ,1"), id="trailing-spaces"),
+        pytest.param(csv("a,b,y", "1,NA,0", "2,,1", "3,?,0", "4,nan,1", "5,null,0"), id="missing-tokens"),
+        pytest.param(csv("a,b,y", "1,inf,0", "2,-inf,1"), id="infinity"),
+        pytest.param(csv("a,b,y", "1,TRUE,0", "2,False,1", "3,true,0"), id="booleans-keep-spelling"),
+        pytest.param(csv("a,b,y", "1,x,0", "2,3,1", "2,3.0,1"), id="mixed"),
+        pytest.param(csv("a,b,y", f"1,{2**70},0", "2,5,1"), id="huge-integer"),
+        pytest.param(csv("a,b,y", "1,0x10,0", "2,1_000,1"), id="not-decimal"),
+        pytest.param(csv('a,"b, quoted",y', '1,"2",0', '3,"line\nbreak",1'), id="quoted"),
+        pytest.param(csv("1,2,3", "4,5,6", "", "7,8,9"), id="headerless-blank-line"),
+        pytest.param(csv("a,b,y", "1,2", "3,4,1"), id="short-row"),
+        pytest.param(csv("a,b,y", "1,2,red", "3,4,blue"), id="string-target"),
+    ],
+)
+def test_typed_read_gives_the_same_table_as_the_cell_by_cell_parse(raw: bytes) -> None:
+    """The fast path (pandas types each column) must not change one value, dtype or profile."""
+    import pandas as pd
+
+    fast, reference = parse_csv(raw), _cell_by_cell(raw)
+    assert fast.has_header == reference.has_header
+    assert fast.columns == reference.columns
+    pd.testing.assert_frame_equal(fast.frame, reference.frame)
+
+
+def test_typed_read_keeps_every_bit_of_long_floats() -> None:
+    """pandas' float parser and to_numeric agree to the last bit on 17-digit values."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(2_000, 3)) * 10.0 ** rng.integers(-12, 12, size=(2_000, 3))
+    raw = pd.DataFrame(values, columns=["a", "b", "c"]).to_csv(index=False, float_format="%.17g").encode()
+    fast = parse_csv(raw).frame.to_numpy()
+    assert (fast == values).all()
+    assert (fast == _cell_by_cell(raw).frame.to_numpy()).all()
+
+
+def test_a_header_longer_than_the_first_lines_read_is_still_read_whole() -> None:
+    """The first record is read from the first 64 KiB of lines; a quoted name spanning more is not cut."""
+    long_name = "x" * 70_000
+    raw = f'"a\n{long_name}",y\n1,0\n2,1\n'.encode()
+    table = parse_csv(raw, header="true")
+    assert table.frame.columns.tolist() == [f"a\n{long_name}", "y"]
+    many = ("a,y\n" + "1,0\n" * 30_000).encode()  # past the cut: the header still comes from line one
+    assert parse_csv(many).frame.shape == (30_000, 2)
