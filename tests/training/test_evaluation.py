@@ -172,3 +172,23 @@ def test_a_refit_without_test_rows_is_compared_by_its_trials_validation_scores(
     assert "val" not in found and "test" not in found and found["test_rows"] == 0
     [flag] = found["flags"]
     assert flag["metric"] == "val_accuracy" and flag["margin"] > 0.4
+
+
+def test_baselines_fit_on_at_most_baseline_rows_drawn_by_class() -> None:
+    """A large training split is subsampled for the baselines, stratified, and the count is reported."""
+    frame, columns = _table(_cancer().drop(columns="row_id"))
+    spec = JobSpec.model_validate({"task": "binary", "evaluation": {"baseline_rows": 150}})
+    data = prepare(frame, columns, target="label", spec=spec)
+    capped = fit_baselines(data, seed=1, most_rows=spec.evaluation.baseline_rows)
+    whole = fit_baselines(data, seed=1, most_rows=None)
+    assert {scores["train_rows"] for scores in capped.values()} == {150}
+    assert {scores["train_rows"] for scores in whole.values()} == {len(data.y_train)}
+    assert capped["boosted_trees"]["val_accuracy"] > 0.85  # still a real model, on the full val rows
+    assert capped["linear"]["val_loss"] != whole["linear"]["val_loss"]
+    # Drawn by class: the sample keeps the training split's class balance.
+    from worker.training.baselines import _subsample
+
+    _, y = _subsample(data, 150, seed=1)
+    assert abs(y.mean() - data.y_train.mean()) < 0.01
+    with pytest.raises(ValidationError, match="baseline_rows"):
+        JobSpec.model_validate({"evaluation": {"baseline_rows": 10}})

@@ -128,7 +128,12 @@ def evaluate_job(
     if len(data.y_test):
         found["test"] = {k: v for k, v in network.items() if k.startswith("test_")}
     if spec.evaluation.baselines:
-        baselines = fit_baselines(data, spec.split.seed, balanced=spec.training.class_weight == "balanced")
+        baselines = fit_baselines(
+            data,
+            spec.split.seed,
+            balanced=spec.training.class_weight == "balanced",
+            most_rows=spec.evaluation.baseline_rows,
+        )
         found["baselines"] = baselines
         found["flags"] = _flags(spec.task, network, baselines, on="test_" if len(data.y_test) else "val_")
     return found
