@@ -83,11 +83,12 @@ def _check_cells(text: str, cells: pd.DataFrame, limits: TableLimits) -> None:
             )
 
 
-def _read_cells(text: str, max_records: int | None = None) -> pd.DataFrame:
+def _read_cells(text: str, max_records: int | None = None, columns: list[int] | None = None) -> pd.DataFrame:
     try:
         return pd.read_csv(
             io.StringIO(text),
             header=None,
+            usecols=columns,  # by position; None: all
             dtype=str,
             keep_default_na=False,
             skip_blank_lines=True,
@@ -215,7 +216,7 @@ def parse_csv(raw: bytes, *, header: HeaderMode = "auto", limits: TableLimits | 
     # The other columns, and only they, are read again as text and typed cell by cell as before.
     rest = [index for index in range(len(names)) if index not in columns]
     if rest:
-        cells = _read_cells(text, None if max_rows is None else max_rows + 2).iloc[:, rest]
+        cells = _read_cells(text, None if max_rows is None else max_rows + 2, rest)
         body = cells.iloc[1:] if has_header else cells
         for position, index in enumerate(rest):
             columns[index] = _typed_column(body.iloc[:, position].reset_index(drop=True))
