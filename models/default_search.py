@@ -95,6 +95,29 @@ def default_space(rows: int) -> dict[str, Any]:
     }
 
 
+def starting_points(rows: int) -> list[dict[str, Any]]:
+    """The default search's first trials: a well-set linear model, then a common two-layer network.
+
+    Ten random trials leave to chance whether the search meets a linear model trained well enough to
+    match the baseline one (on small tabular sets often the one to beat); these are tried first, as
+    AutoML tools start from a portfolio of known-good configurations, then the oracle draws the rest.
+    """
+    batch = default_space(rows)["training"]["batch_size"]["choice"][0]
+    common = {"batch_norm": False, "optimizer": "adam", "batch_size": batch, "l2": 1e-4}
+    return [
+        common | {"num_layers": 0, "learning_rate": 1e-2},
+        common
+        | {"num_layers": 2, "learning_rate": 1e-3}
+        | {f"{name}{i}": value for i in range(2) for name, value in (("units", 64), ("dropout", 0.1))},
+    ]
+
+
+def _fitting(trials: list[dict[str, Any]], merged: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each trial keeping only the values the merged space can take (the user's choices win)."""
+    params = extract_space(merged).params_by_name()
+    return [{k: v for k, v in trial.items() if k in params and params[k].allows(v)} for trial in trials]
+
+
 def with_default_space(raw: dict[str, Any], rows: int) -> dict[str, Any]:
     """``raw`` with the default space added where it gives no value of its own (its values win)."""
 
@@ -117,4 +140,12 @@ def with_default_space(raw: dict[str, Any], rows: int) -> dict[str, Any]:
     if "layers" in (raw.get("model") or {}):
         # The user fixed the network's layers: the default search leaves depth and width alone.
         default["search"] = {k: v for k, v in default["search"].items() if k not in ("num_layers", "layer")}
-    return merge(raw, default)
+    merged = merge(raw, default)
+    search = merged["search"]
+    if (
+        isinstance(search, dict)  # anything else is refused, naming the field, when the spec resolves
+        and "initial_trials" not in search
+        and search.get("algorithm", "random") in ("random", "bayesian")
+    ):
+        search["initial_trials"] = [t for t in _fitting(starting_points(rows), merged) if t]
+    return merged

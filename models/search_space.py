@@ -45,6 +45,16 @@ class Param:
             return list(self.values)
         return [self.default, int(self.high) if self.kind == "int" else self.high]
 
+    def allows(self, value: Any) -> bool:
+        """Whether ``value`` is one this parameter could take: a choice, or a number in the range."""
+        if self.kind == "choice":
+            return any(type(value) is type(v) and value == v for v in self.values)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind == "int" and not isinstance(value, int):
+            return False
+        return self.low <= value <= self.high
+
     def size(self) -> float:
         """How many distinct values a grid would enumerate (inf for a continuous range)."""
         if self.kind == "choice":
@@ -71,6 +81,17 @@ class SearchSpace:
             and self.num_layers is None
             and not any(isinstance(p, Param) for p in self.layer.values())
         )
+
+    def params_by_name(self) -> dict[str, Param]:
+        """Every searched parameter by its keras-tuner name, a layer field once per possible layer."""
+        found = {param.name: param for param in self.params}
+        if self.num_layers is not None:
+            found["num_layers"] = self.num_layers
+        deepest = int(self.num_layers.high) if self.num_layers else self.fixed_layers or 0
+        for field_name, param in self.layer.items():
+            if isinstance(param, Param):
+                found |= {f"{field_name}{index}": param for index in range(deepest)}
+        return found
 
     def grid_size(self) -> float:
         """Size of the full grid (conditional layers counted at the deepest depth)."""

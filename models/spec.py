@@ -129,6 +129,9 @@ class TrainingSpec(_Strict):
     class_weight: Literal["none", "balanced"] = "none"
 
 
+MAX_INITIAL_TRIALS = 20
+
+
 class SearchSpec(_Strict):
     """A hyperparameter search over the spec (run by ``search`` jobs)."""
 
@@ -144,6 +147,10 @@ class SearchSpec(_Strict):
     max_consecutive_failures: int = Field(3, ge=1, le=100)
     max_wallclock_s: float | None = Field(None, gt=0)
     target_score: float | None = None  # stop once the objective reaches it (direction-aware)
+    # Trials to run first, as Optuna's enqueue_trial: each maps parameter names (keras-tuner's, as a
+    # trial's hyperparameters show them: num_layers, units0, learning_rate) to values in the space;
+    # the names it leaves out take the oracle's draw. Random and Bayesian searches only.
+    initial_trials: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_INITIAL_TRIALS)
     num_layers: Any = None
     layer: Any = None
 
@@ -319,6 +326,32 @@ def _layer_candidates(space: SearchSpace, name: str) -> list[Any]:
     return param.candidates() if hasattr(param, "candidates") else [layer_value(space, name, 0, {})]
 
 
+def _check_initial_trials(space: SearchSpace, search: SearchSpec) -> None:
+    """Each initial trial names parameters of the space and values it could have drawn."""
+    if search.initial_trials and search.algorithm not in ("random", "bayesian"):
+        raise InvalidInput(
+            "invalid_spec",
+            f"spec.search.initial_trials: a {search.algorithm} search chooses its own trials; "
+            "initial trials go with random or bayesian",
+            [FieldError(("spec", "search", "initial_trials"), "not for this algorithm")],
+        )
+    params = space.params_by_name()
+    for index, trial in enumerate(search.initial_trials):
+        for name, value in trial.items():
+            where = ("spec", "search", "initial_trials", index, name)
+            if name not in params:
+                message = f"'{name}' is not a searched parameter; they are: " + ", ".join(sorted(params))
+            elif not params[name].allows(value):
+                message = f"{value!r} is outside the parameter's range or choices"
+            else:
+                continue
+            raise InvalidInput(
+                "invalid_search_space",
+                ".".join(map(str, where)) + f": {message}",
+                [FieldError(where, message)],
+            )
+
+
 def _resolve_search(space: SearchSpace, spec: JobSpec, task: Task, max_trials_cap: int) -> SearchSpec:
     search = spec.search or SearchSpec()
     objective = search.objective or ("val_loss" if task == "regression" else "val_accuracy")
@@ -342,6 +375,7 @@ def _resolve_search(space: SearchSpace, spec: JobSpec, task: Task, max_trials_ca
             'the search has nothing to search: give a distribution such as {"choice": [...]} for a field',
             [FieldError(("spec",), "no distribution")],
         )
+    _check_initial_trials(space, search)
     if search.algorithm == "grid" and space.grid_size() > GRID_CAP:
         raise InvalidInput(
             "invalid_search_space",

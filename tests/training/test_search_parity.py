@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import keras_tuner as kt
 import numpy as np
 import pytest
 
-from models.search_space import extract_space
-from models.spec import resolve_spec, stored_spec
+from models.search_space import SearchSpace, extract_space
+from models.spec import JobSpec, resolve_spec, stored_spec
 from models.status import JobKind
 from models.tabular import parse_csv
 from tests.support import GUIDE_SEARCH
 from worker.training.oracle import SearchExhausted, driver
 from worker.training.reference import guide_build
+
+
+def _resolved(raw: dict[str, Any]) -> tuple[JobSpec, SearchSpace]:
+    columns = parse_csv(b"a,b,y\n1,2,0\n2,1,1\n3,3,0\n").columns
+    spec = resolve_spec(raw, kind=JobKind.SEARCH, target="y", columns=columns)
+    return spec, extract_space(stored_spec(raw, spec, kind=JobKind.SEARCH))
+
+
+def _one_step_at_a_time(spec: JobSpec, space: SearchSpace, *, trials: int, seed: int) -> list[dict[str, Any]]:
+    """Each trial's values, proposed one coordinator step at a time and scored before the next."""
+    assert spec.search is not None
+    proposed, state = [], None
+    for number in range(trials):
+        # Each step rebuilds the oracle from its saved JSON state, as a coordinator on any worker does.
+        with driver(spec.search, space, state, seed=seed, max_epochs=100) as step:
+            trial = step.propose(number)
+            proposed.append(trial["values"])
+            step.finish(trial["oracle_trial_id"], score=0.5 + number / 100, failed_message=None)
+            state = step.snapshot()
+    return proposed
 
 
 def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_path: Path) -> None:
@@ -32,18 +53,9 @@ def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_pat
     tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
     expected = [tuner.oracle.trials[t].hyperparameters.values for t in sorted(tuner.oracle.trials)]
 
-    columns = parse_csv(b"a,b,y\n1,2,0\n2,1,1\n3,3,0\n").columns
-    spec = resolve_spec(GUIDE_SEARCH, kind=JobKind.SEARCH, target="y", columns=columns)
-    space = extract_space(stored_spec(GUIDE_SEARCH, spec, kind=JobKind.SEARCH))
+    spec, space = _resolved(GUIDE_SEARCH)
     assert spec.search is not None
-    proposed, state = [], None
-    for number in range(10):
-        # Each step rebuilds the oracle from its saved JSON state, as a coordinator on any worker does.
-        with driver(spec.search, space, state, seed=7, max_epochs=100) as step:
-            trial = step.propose(number)
-            proposed.append(trial["values"])
-            step.finish(trial["oracle_trial_id"], score=0.5, failed_message=None)
-            state = step.snapshot()
+    proposed = _one_step_at_a_time(spec, space, trials=10, seed=7)
     assert proposed == expected
 
     # A population: all 10 handed out at once, before any has a result, as one coordinator step does.
@@ -90,3 +102,54 @@ def test_every_oracle_resumes_from_saved_state_at_each_step(algorithm: str) -> N
         assert len(set(pairs)) == len(pairs) == 6, "a grid never repeats a point"
     if algorithm == "hyperband":
         assert all(1 <= v["tuner/epochs"] <= 9 for v in proposed)
+
+
+@pytest.mark.parametrize("algorithm", ["random", "bayesian"])
+def test_initial_trials_run_first_and_the_oracle_draws_the_rest(algorithm: str) -> None:
+    """search.initial_trials: the first trials take their values (the rest drawn), then the oracle's own."""
+    raw = dict(GUIDE_SEARCH) | {
+        "search": GUIDE_SEARCH["search"]
+        | {
+            "algorithm": algorithm,
+            "max_trials": 5,
+            "initial_trials": [
+                {"num_layers": 3, "units0": 64, "units1": 32, "units2": 16},
+                {"optimizer": "sgd", "num_layers": 1},
+            ],
+        }
+    }
+    spec, space = _resolved(raw)
+    proposed = _one_step_at_a_time(spec, space, trials=5, seed=3)
+    first, second = proposed[0], proposed[1]
+    assert (first["num_layers"], first["units0"], first["units1"], first["units2"]) == (3, 64, 32, 16)
+    assert (second["optimizer"], second["num_layers"]) == ("sgd", 1)
+    # What they leave out is still drawn (every trial differs), and the trials after them are the oracle's.
+    assert len({repr(sorted(v.items())) for v in proposed}) == 5
+    # Each trial's concrete spec builds exactly those layers.
+    from models.search_space import materialize
+
+    assert [layer["units"] for layer in materialize(space, first)["model"]["layers"]] == [64, 32, 16]
+
+
+@pytest.mark.parametrize(
+    ("initial", "words"),
+    [
+        ({"units10": 64}, "'units10' is not a searched parameter"),
+        ({"optimizer": "lbfgs"}, "'lbfgs' is outside"),
+        ({"num_layers": 11}, "11 is outside"),
+        ({"units0": 2.5}, "2.5 is outside"),
+    ],
+)
+def test_initial_trials_outside_the_space_are_422_naming_the_value(initial: dict, words: str) -> None:
+    from models.errors import InvalidInput
+
+    raw = dict(GUIDE_SEARCH) | {"search": GUIDE_SEARCH["search"] | {"initial_trials": [initial]}}
+    columns = parse_csv(b"a,b,y\n1,2,0\n2,1,1\n3,3,0\n").columns
+    with pytest.raises(InvalidInput, match=r"spec\.search\.initial_trials\.0") as caught:
+        resolve_spec(raw, kind=JobKind.SEARCH, target="y", columns=columns)
+    assert words in str(caught.value)
+    grid = dict(GUIDE_SEARCH) | {
+        "search": GUIDE_SEARCH["search"] | {"algorithm": "grid", "initial_trials": [{}]}
+    }
+    with pytest.raises(InvalidInput, match="random or bayesian"):
+        resolve_spec(grid, kind=JobKind.SEARCH, target="y", columns=columns)

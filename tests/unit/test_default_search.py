@@ -82,3 +82,26 @@ def test_the_default_search_refits_unless_the_user_chose_an_ensemble_or_said_no(
     assert ensemble["evaluation"] == {"ensemble": 3}
     spec = resolve_spec(ensemble, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
     assert spec.evaluation.ensemble == 3 and not spec.evaluation.refit
+
+
+def test_the_default_search_starts_from_a_linear_model_and_a_two_layer_network() -> None:
+    """Its first trials are set, not drawn: the linear model a small tabular set is often won by."""
+    raw = with_default_space({}, rows=500)
+    linear, network = raw["search"]["initial_trials"]
+    assert linear["num_layers"] == 0 and linear["learning_rate"] == 1e-2
+    assert network["num_layers"] == 2 and (network["units0"], network["units1"]) == (64, 64)
+    spec = resolve_spec(raw, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
+    assert spec.search is not None and spec.search.initial_trials == [linear, network]
+    # The user's own values win: what they fixed leaves the starting points, which still resolve.
+    mine = with_default_space(
+        {"training": {"optimizer": "sgd"}, "model": {"layers": [{"units": 8}]}}, rows=500
+    )
+    for trial in mine["search"]["initial_trials"]:
+        assert "optimizer" not in trial and "num_layers" not in trial and "units0" not in trial
+    resolve_spec(mine, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
+    # Their own starting points, or an algorithm that picks its own trials, get none.
+    given = with_default_space({"search": {"initial_trials": []}}, rows=500)
+    assert given["search"]["initial_trials"] == []
+    assert (
+        "initial_trials" not in with_default_space({"search": {"algorithm": "hyperband"}}, rows=500)["search"]
+    )

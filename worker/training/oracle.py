@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras_tuner as kt
@@ -41,10 +41,10 @@ def register(hp: kt.HyperParameters, space: SearchSpace) -> None:
     """
     depth = define(hp, space.num_layers) if space.num_layers else space.fixed_layers or 0
     for index in range(int(depth)):
-        for field in LAYER_FIELDS:
-            param = space.layer.get(field)
+        for layer_field in LAYER_FIELDS:
+            param = space.layer.get(layer_field)
             if isinstance(param, Param):
-                define(hp, param, f"{field}{index}")
+                define(hp, param, f"{layer_field}{index}")
     for param in space.params:
         define(hp, param)
 
@@ -72,6 +72,7 @@ class Driver:
 
     oracle: kt.Oracle
     space: SearchSpace
+    initial: list[dict[str, Any]] = field(default_factory=list)  # search.initial_trials
 
     def snapshot(self) -> dict[str, Any]:
         """The oracle's complete state as JSON: its own state plus every trial's."""
@@ -88,6 +89,9 @@ class Driver:
             raise SearchExhausted(trial.message or "the oracle stopped")
         if trial.status == kt.engine.trial.TrialStatus.IDLE:
             raise OracleBusy()
+        if number < len(self.initial):
+            # The oracle's draw, overridden where the initial trial says (Optuna's enqueue_trial).
+            trial.hyperparameters.values.update(self.initial[number])
         register(trial.hyperparameters, self.space)
         # keras-tuner grows its space from each trial's build (end_trial) before it samples the next:
         # grown here too, a population's later trials sample the layers its earlier ones added, as the
@@ -126,7 +130,7 @@ def driver(
             oracle.trials = {tid: kt.engine.trial.Trial.from_state(s) for tid, s in state["trials"].items()}
             oracle.set_state(state["oracle"])
             _set_grid_state(oracle, state.get("grid"))
-        yield Driver(oracle, space)
+        yield Driver(oracle, space, list(search.initial_trials))
 
 
 def _grid_state(oracle: kt.Oracle) -> dict[str, Any] | None:
