@@ -48,7 +48,8 @@ class Param:
     def allows(self, value: Any) -> bool:
         """Whether ``value`` is one this parameter could take: a choice, or a number in the range."""
         if self.kind == "choice":
-            return any(type(value) is type(v) and value == v for v in self.values)
+            # 1 and 1.0 are one number (JSON does not tell them apart); True is not 1.
+            return any(value == v and isinstance(value, bool) == isinstance(v, bool) for v in self.values)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
         if self.kind == "int" and not isinstance(value, int):

@@ -84,3 +84,17 @@ def test_distributions_in_a_train_job_are_refused() -> None:
         spec = {"training": {"optimizer": {"choice": ["adam"]}}}
         resolve_spec(spec, kind=JobKind.TRAIN, target="y", columns=BINARY)
     assert "spec.training.optimizer" in caught.value.detail
+
+
+def test_a_parameter_allows_its_choices_by_value_and_its_range() -> None:
+    """What search.initial_trials may give: 1 for a choice of 1.0, but never True for 1."""
+    from models.search_space import Param
+
+    choice = Param("lr", ("training", "learning_rate"), "choice", values=(1.0, 0.1))
+    assert choice.allows(1) and choice.allows(0.1) and not choice.allows(True) and not choice.allows(0.5)
+    flags = Param("batch_norm", ("model", "batch_norm"), "choice", values=(False, True))
+    assert flags.allows(False) and not flags.allows(0)
+    units = Param("units0", ("search", "layer", "units"), "int", low=16, high=128, step=16)
+    assert units.allows(16) and units.allows(128) and not units.allows(130) and not units.allows(32.0)
+    rate = Param("learning_rate", ("training", "learning_rate"), "float", low=1e-4, high=3e-2, log=True)
+    assert rate.allows(1e-2) and rate.allows(1) is False and not rate.allows("0.01")
