@@ -132,7 +132,8 @@ def _baselines(train: pd.DataFrame, test: pd.DataFrame, regression: bool) -> dic
     n = len(train)
     data = Prepared(spec.task, features, x.iloc[:n], x.iloc[:0], y[:n], y[:0], classes, x.iloc[n:], y[n:])
     metric = "test_r2" if regression else "test_accuracy"
-    return {name: scores[metric] for name, scores in fit_baselines(data, seed=1).items()}
+    fitted = fit_baselines(data, seed=1, most_rows=spec.evaluation.baseline_rows)
+    return {name: scores[metric] for name, scores in fitted.items()}
 
 
 def _test_score(client: Any, model_id: str, test: pd.DataFrame, regression: bool, headerless: bool) -> float:

@@ -10,7 +10,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, RidgeCV
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -53,23 +52,39 @@ def _estimators(task: str, seed: int, balanced: bool) -> dict[str, Any]:
 
 
 def _subsample(data: Prepared, most: int | None, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The training rows, or ``most`` of them drawn at random (stratified by class when classifying)."""
+    """The training rows, or about ``most`` of them drawn at random: by class when classifying, in
+    proportion, and at least one row of every class (a class left out would leave its column out of
+    the baselines' probabilities)."""
     if most is None or len(data.y_train) <= most:
         return data.x_train, data.y_train
-    stratify = None
-    if data.task != "regression" and np.bincount(data.y_train).min() >= 2:
-        stratify = data.y_train
-    x, _, y, _ = train_test_split(
-        data.x_train, data.y_train, train_size=most, random_state=seed, stratify=stratify
-    )
-    return x, y
+    rng = np.random.default_rng(seed)
+    if data.task == "regression":
+        rows = rng.choice(len(data.y_train), most, replace=False)
+    else:
+        share = most / len(data.y_train)
+        rows = np.concatenate(
+            [
+                rng.choice(members, max(1, round(len(members) * share)), replace=False)
+                for members in (np.flatnonzero(data.y_train == c) for c in np.unique(data.y_train))
+            ]
+        )
+    rows.sort()  # the training order, as the whole split has it
+    return data.x_train.iloc[rows], data.y_train[rows]
+
+
+def _probabilities(model: Any, x: Any, n_classes: int) -> np.ndarray:
+    """Class probabilities with a column for every class, zero for one no training row had."""
+    found = model.predict_proba(x)
+    full = np.zeros((len(found), n_classes))
+    full[:, model.classes_.astype(int)] = found
+    return full
 
 
 def fit_baselines(
     data: Prepared, seed: int, *, balanced: bool = False, most_rows: int | None = None
 ) -> dict[str, dict[str, float]]:
     """Each baseline's validation (and test, when held out) scores, named as the network's are, fitted
-    on at most ``most_rows`` training rows."""
+    on about ``most_rows`` training rows (see ``_subsample``)."""
     numeric = [c["name"] for c in data.features if c["dtype"] == "numeric"]
     categorical = [c["name"] for c in data.features if c["dtype"] != "numeric"]
     x_rows, y_train = _subsample(data, most_rows, seed)
@@ -86,7 +101,9 @@ def fit_baselines(
         model = estimator.fit(x_train, y_train)
         scores: dict[str, float] = {}
         for prefix, (x, y) in splits.items():
-            outputs = model.predict(x) if data.task == "regression" else model.predict_proba(x)
+            outputs = (
+                model.predict(x) if data.task == "regression" else _probabilities(model, x, len(data.classes))
+            )
             scores |= score(data.task, y, np.asarray(outputs), n_classes=len(data.classes), prefix=prefix)
         found[name] = scores | {"train_rows": len(y_train)}
     return found
