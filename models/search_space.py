@@ -54,7 +54,13 @@ class Param:
             return False
         if self.kind == "int" and not isinstance(value, int):
             return False
-        return self.low <= value <= self.high
+        if not self.low <= value <= self.high:
+            return False
+        if self.step is None or self.log:
+            return True
+        # On the step's grid from the low end (a float's within rounding).
+        steps = (value - self.low) / self.step
+        return abs(steps - round(steps)) < 1e-9
 
     def size(self) -> float:
         """How many distinct values a grid would enumerate (inf for a continuous range)."""

@@ -163,9 +163,9 @@ class EvaluationSpec(_Strict):
     test_fraction: float = Field(0.0, ge=0.0, le=0.5)
     # A regularized linear model and gradient-boosted trees fitted on the same training rows.
     baselines: bool = True
-    # The baselines fit on at most this many training rows (drawn at random, stratified, seeded by
-    # split.seed; each baseline reports its train_rows): past ~100,000 rows boosted trees gain little
-    # and their fit would outlast the network's. None: every training row.
+    # The baselines fit on about this many training rows (drawn at random, each class in proportion
+    # and at least one row of each, seeded by split.seed; each baseline reports its train_rows): past
+    # ~100,000 rows boosted trees gain little and their fit would outlast the network's. None: all.
     baseline_rows: int | None = Field(100_000, ge=100)
     # After a search: the saved model averages the outputs of the k best trials (1: the best alone).
     ensemble: int = Field(1, ge=1, le=10)

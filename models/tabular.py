@@ -160,7 +160,9 @@ def _typed_read(text: str, has_header: bool, width: int, max_rows: int | None) -
             skipinitialspace=True,
             skip_blank_lines=True,
             low_memory=False,  # one dtype per column, not per chunk
-            nrows=None if max_rows is None else max_rows + 1,
+            # As many records as the text parse reads (the cap, the header and one more): a malformed
+            # record just past the cap is then an invalid_csv in both, not a too_many_rows in one.
+            nrows=None if max_rows is None else max_rows + (1 if has_header else 2),
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
         return None

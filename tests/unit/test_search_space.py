@@ -96,5 +96,6 @@ def test_a_parameter_allows_its_choices_by_value_and_its_range() -> None:
     assert flags.allows(False) and not flags.allows(0)
     units = Param("units0", ("search", "layer", "units"), "int", low=16, high=128, step=16)
     assert units.allows(16) and units.allows(128) and not units.allows(130) and not units.allows(32.0)
+    assert not units.allows(20)  # between two steps: never drawn
     rate = Param("learning_rate", ("training", "learning_rate"), "float", low=1e-4, high=3e-2, log=True)
     assert rate.allows(1e-2) and rate.allows(1) is False and not rate.allows("0.01")

@@ -293,9 +293,48 @@ def test_typed_read_keeps_every_bit_of_long_floats() -> None:
 
 def test_a_header_longer_than_the_first_lines_read_is_still_read_whole() -> None:
     """The first record is read from the first 64 KiB of lines; a quoted name spanning more is not cut."""
-    long_name = "x" * 70_000
-    raw = f'"a\n{long_name}",y\n1,0\n2,1\n'.encode()
+    long_name = "x" * 70_000 + "\nend"  # its newline lies past 64 KiB, inside the quotes
+    raw = f'"{long_name}",y\n1,0\n2,1\n'.encode()
     table = parse_csv(raw, header="true")
-    assert table.frame.columns.tolist() == [f"a\n{long_name}", "y"]
+    assert table.frame.columns.tolist() == [long_name, "y"]
+    assert table.frame["y"].tolist() == [0.0, 1.0]
     many = ("a,y\n" + "1,0\n" * 30_000).encode()  # past the cut: the header still comes from line one
     assert parse_csv(many).frame.shape == (30_000, 2)
+
+
+@pytest.mark.parametrize("header", ["true", "false"])
+def test_typed_read_agrees_when_the_header_is_forced(header: str) -> None:
+    import pandas as pd
+
+    from models.tabular import _decode, _parse_cells
+
+    raw = csv("1,2,y", "3,4.5,0", "5, 6,1", "7,NA,0")
+    fast, reference = parse_csv(raw, header=header), _parse_cells(_decode(raw), header, None)
+    assert fast.columns == reference.columns
+    pd.testing.assert_frame_equal(fast.frame, reference.frame)
+
+
+@pytest.mark.parametrize(
+    ("raw", "header", "code"),
+    [
+        pytest.param(csv("a,y", "1,0", "2,1", "3,0"), "auto", None, id="at-the-cap"),
+        pytest.param(csv("a,y", "1,0", "2,1", "3,0", "4,1"), "auto", "too_many_rows", id="one-over"),
+        pytest.param(csv("1,0", "2,1", "3,0", "4,1", "5,0,9"), "false", "invalid_csv", id="bad-past-cap"),
+        pytest.param(csv("a,y", "1,0", "2,1", "3,0", "4,1,9"), "true", "invalid_csv", id="bad-past-cap-hdr"),
+    ],
+)
+def test_the_row_cap_reads_as_the_cell_by_cell_parse_did(raw: bytes, header: str, code: str | None) -> None:
+    """With a cap of 3 rows: the same answer, or the same error code, from both parses."""
+    from models.tabular import TableLimits, _decode, _parse_cells
+
+    limits = TableLimits(max_rows=3, max_columns=10, max_cell_chars=100)
+    outcomes = []
+    for parse in (
+        lambda: parse_csv(raw, header=header, limits=limits),  # type: ignore[arg-type]
+        lambda: _parse_cells(_decode(raw), header, limits),  # type: ignore[arg-type]
+    ):
+        try:
+            outcomes.append(parse().frame.shape)
+        except InvalidInput as exc:
+            outcomes.append(exc.code)
+    assert outcomes[0] == outcomes[1] == (code or (3, 2))

@@ -33,9 +33,9 @@ class Prepared:
 
 
 # A job parses its dataset to train, again for its closing evaluation, and a search once per
-# population: the last file parsed is kept (one, and only if small enough not to weigh on an idle
-# worker). Stored files never change; size and mtime in the key still catch a replaced file.
-KEEP_PARSED_BYTES = 512 * 1024 * 1024
+# population: each worker process keeps the last file it parsed (one, up to this size, until it parses
+# another). Stored files never change; size and mtime in the key still catch a replaced file.
+KEEP_PARSED_BYTES = 256 * 1024 * 1024
 _parsed: tuple[tuple[str, int, int, bool], pd.DataFrame, list[dict[str, Any]]] | None = None
 
 
@@ -50,8 +50,9 @@ def load_frame(path: Path, *, has_header: bool) -> tuple[pd.DataFrame, list[dict
     global _parsed
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, has_header)
-    if _parsed is not None and _parsed[0] == key:
-        return _parsed[1], copy.deepcopy(_parsed[2])
+    kept = _parsed  # read once: a worker may run tasks in threads (--pool threads)
+    if kept is not None and kept[0] == key:
+        return kept[1], copy.deepcopy(kept[2])
     _parsed = None  # the old frame goes before the new one is parsed, not after
     table = parse_csv(path.read_bytes(), header="true" if has_header else "false")
     if table.frame.memory_usage(deep=True).sum() <= KEEP_PARSED_BYTES:
