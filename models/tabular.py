@@ -71,7 +71,7 @@ def _check_width(text: str, limits: TableLimits) -> None:
 
 def _check_cells(text: str, cells: pd.DataFrame, limits: TableLimits) -> None:
     """Refuse over-long cells; per cell only when some line is longer than the cap."""
-    if max(map(len, io.StringIO(text)), default=0) <= limits.max_cell_chars + 1:  # + its newline
+    if not _long_lines(text, limits):
         return
     for index in range(cells.shape[1]):
         longest = cells.iloc[:, index].str.len().max()
@@ -172,6 +172,11 @@ def _typed_read(text: str, has_header: bool, width: int, max_rows: int | None) -
     return typed
 
 
+def _check_rows(rows: int, max_rows: int | None) -> None:
+    if max_rows is not None and rows > max_rows:
+        raise InvalidInput("too_many_rows", f"the file has more than {max_rows} data rows")
+
+
 def _first_record(text: str) -> pd.DataFrame:
     """The first record as text, parsed from the file's first lines, not a copy of the whole file."""
     cut = text.find("\n", 1 << 16)
@@ -191,6 +196,7 @@ def _clean_numeric(column: pd.Series) -> bool:
 
 
 def _long_lines(text: str, limits: TableLimits | None) -> bool:
+    """Whether some line is longer than a cell may be (+ its newline): only then are cells measured."""
     return limits is not None and max(map(len, io.StringIO(text)), default=0) > limits.max_cell_chars + 1
 
 
@@ -208,8 +214,7 @@ def parse_csv(raw: bytes, *, header: HeaderMode = "auto", limits: TableLimits | 
     if typed is None:
         return _parse_cells(text, header, limits)
     names = _column_names(first, has_header)
-    if max_rows is not None and len(typed) > max_rows:
-        raise InvalidInput("too_many_rows", f"the file has more than {max_rows} data rows")
+    _check_rows(len(typed), max_rows)
     columns: dict[int, tuple[pd.Series, dict[str, Any]]] = {}
     for index in range(len(names)):
         numbers = typed.iloc[:, index]
@@ -251,7 +256,6 @@ def _parse_cells(text: str, header: HeaderMode, limits: TableLimits | None) -> T
     body = cells.iloc[1:] if has_header else cells
     if body.empty:
         raise InvalidInput("no_rows", "the file has a header but no data rows")
-    if limits is not None and len(body) > limits.max_rows:
-        raise InvalidInput("too_many_rows", f"the file has more than {limits.max_rows} data rows")
+    _check_rows(len(body), None if limits is None else limits.max_rows)
     columns = [_typed_column(body.iloc[:, index].reset_index(drop=True)) for index in range(len(names))]
     return _table(names, columns, has_header)
