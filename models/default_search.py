@@ -95,15 +95,14 @@ def default_space(rows: int) -> dict[str, Any]:
     }
 
 
-def starting_points(rows: int) -> list[dict[str, Any]]:
+def starting_points(batch_size: int) -> list[dict[str, Any]]:
     """The default search's first trials: a well-set linear model, then a common two-layer network.
 
     Ten random trials leave to chance whether the search meets a linear model trained well enough to
     match the baseline one (on small tabular sets often the one to beat); these are tried first, as
     AutoML tools start from a portfolio of known-good configurations, then the oracle draws the rest.
     """
-    batch = default_space(rows)["training"]["batch_size"]["choice"][0]
-    common = {"batch_norm": False, "optimizer": "adam", "batch_size": batch, "l2": 1e-4}
+    common = {"batch_norm": False, "optimizer": "adam", "batch_size": batch_size, "l2": 1e-4}
     return [
         common | {"num_layers": 0, "learning_rate": 1e-2},
         common
@@ -147,5 +146,6 @@ def with_default_space(raw: dict[str, Any], rows: int) -> dict[str, Any]:
         and "initial_trials" not in search
         and search.get("algorithm", "random") in ("random", "bayesian")
     ):
-        search["initial_trials"] = [t for t in _fitting(starting_points(rows), merged) if t]
+        smallest_batch = default["training"]["batch_size"]["choice"][0]
+        search["initial_trials"] = [t for t in _fitting(starting_points(smallest_batch), merged) if t]
     return merged

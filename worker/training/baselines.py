@@ -89,8 +89,8 @@ def fit_baselines(
     categorical = [c["name"] for c in data.features if c["dtype"] != "numeric"]
     x_rows, y_train = _subsample(data, most_rows, seed)
     # Fitted and applied once for both baselines (the median imputer is most of a large fit's time).
-    columns = _columns(numeric, categorical).fit(_features(x_rows, categorical))
-    x_train = columns.transform(_features(x_rows, categorical))
+    columns = _columns(numeric, categorical)
+    x_train = columns.fit_transform(_features(x_rows, categorical))
     splits = {
         prefix: (columns.transform(_features(x, categorical)), y)
         for prefix, (x, y) in {"val_": (data.x_val, data.y_val), "test_": (data.x_test, data.y_test)}.items()
