@@ -186,6 +186,11 @@ class EvaluationSpec(_Strict):
     # with replacement on the trials' validation outputs (a trial picked twice counts twice); 1: the
     # best trial's configuration alone.
     refit_trials: int = Field(1, ge=1, le=10)
+    # Where the final model is chosen among the best trials' models (refit_trials or ensemble above 1):
+    # the one-standard-error rule. Start from the trial with the fewest weights among those whose
+    # validation loss the best's does not beat by more than one standard error (of the per-row
+    # differences), and let another join only where it lowers the loss by more than one standard error.
+    one_se_rule: bool = False
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> EvaluationSpec:
@@ -196,6 +201,10 @@ class EvaluationSpec(_Strict):
         for name in ("refit_seeds", "refit_trials"):
             if getattr(self, name) > 1 and not self.refit:
                 raise ValueError(f"{name} shapes the refit: it needs refit true")
+        if self.one_se_rule and self.refit_trials == 1 and self.ensemble == 1:
+            raise ValueError(
+                "one_se_rule chooses among the best trials' models: it needs refit_trials or ensemble above 1"
+            )
         if self.refit_seeds * self.refit_trials > MAX_REFIT_NETWORKS:
             raise ValueError(
                 f"refit_seeds x refit_trials is {self.refit_seeds * self.refit_trials} networks; "

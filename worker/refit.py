@@ -127,7 +127,7 @@ def _refit(rt: Runtime, job_id: str, trial_id: str) -> None:
             "input_schema": result.input_schema,
             "sha256": result.sha256,
             "refit": {
-                "epochs": candidates[0].spec.training.epochs,
+                "epochs": next(iter(picks)).spec.training.epochs,  # the first pick's
                 "train_rows": result.metrics.get("train_rows"),
                 "seeds": seeds,
                 "trials": [c.number for c in picks],

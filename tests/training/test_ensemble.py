@@ -6,12 +6,18 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 from models.tabular import parse_csv
 from tests.training.conftest import train
-from worker.training.ensemble import build_ensemble, select_members, select_with_replacement
+from worker.training.ensemble import (
+    build_ensemble,
+    select_members,
+    select_with_replacement,
+    simplest_within_one_se,
+)
 from worker.training.inputs import frame_to_inputs, to_tensors
-from worker.training.scores import score
+from worker.training.scores import row_losses, score
 
 
 def test_the_ensemble_averages_its_members_on_raw_rows(data: dict[str, Path], tmp_path: Path) -> None:
@@ -39,12 +45,12 @@ def test_selection_adds_a_member_only_while_the_average_improves() -> None:
     best = np.array([0.3, 0.9, 0.2, 0.4, 0.1, 0.8, 0.6, 0.7])  # wrong-ish on rows 3 and 6
     complementary = np.array([0.2, 0.6, 0.4, 0.9, 0.3, 0.7, 0.2, 0.6])  # right where best is weak
     poor = 1.0 - y * 0.9 - 0.05  # confidently wrong everywhere
-    chosen = select_members([best, poor, complementary], y, task="binary", n_classes=2, most=3)
+    chosen = select_members([best, poor, complementary], y, task="binary", most=3)
     assert chosen == [0, 2]
-    assert select_members([best, poor], y, task="binary", n_classes=2, most=3) == [0]
+    assert select_members([best, poor], y, task="binary", most=3) == [0]
     values = np.array([1.0, 2.0, 3.0])
     over, under = values + 0.5, values - 0.5  # each off by a constant; their mean is exact
-    assert select_members([over, under], values, task="regression", n_classes=0, most=2) == [0, 1]
+    assert select_members([over, under], values, task="regression", most=2) == [0, 1]
 
 
 def test_selection_with_replacement_always_fills_its_rounds_and_weighs_by_repeats() -> None:
@@ -54,13 +60,62 @@ def test_selection_with_replacement_always_fills_its_rounds_and_weighs_by_repeat
     best = np.array([0.3, 0.9, 0.2, 0.4, 0.1, 0.8, 0.6, 0.7])
     complementary = np.array([0.2, 0.6, 0.4, 0.9, 0.3, 0.7, 0.2, 0.6])
     poor = 1.0 - y * 0.9 - 0.05
-    picks = select_with_replacement([best, poor, complementary], y, task="binary", n_classes=2, rounds=5)
+    picks = select_with_replacement([best, poor, complementary], y, task="binary", rounds=5)
     assert len(picks) == 5 and picks[0] == 0 and 2 in picks and 1 not in picks
-    assert select_with_replacement([best, poor], y, task="binary", n_classes=2, rounds=3) == [0, 0, 0]
+    assert select_with_replacement([best, poor], y, task="binary", rounds=3) == [0, 0, 0]
     values = np.array([1.0, 2.0, 3.0])
     over, far_under = values + 0.5, values - 1.0  # two of over and one of far_under average exactly
-    picks = select_with_replacement([over, far_under], values, task="regression", n_classes=0, rounds=3)
+    picks = select_with_replacement([over, far_under], values, task="regression", rounds=3)
     assert sorted(picks) == [0, 0, 1]
+
+
+def test_the_one_se_rule_prefers_the_simplest_trial_the_best_does_not_clearly_beat() -> None:
+    """A big network a hair better on noisy validation rows yields to the linear model beside it, which
+    then takes every pick; a network clearly better (by many standard errors) stays the first pick."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    truth = np.where(y == 1, 0.8, 0.2)
+    linear = np.clip(truth + rng.normal(0, 0.15, 200), 0.01, 0.99)
+    # Nudged toward the right label on 106 rows and away on 94: better on these rows, by luck.
+    toward = np.where(np.arange(200) < 106, 0.01, -0.01) * np.where(y == 1, 1, -1)
+    lucky = np.clip(linear + toward, 0.01, 0.99)
+    assert row_losses("binary", y, lucky).mean() < row_losses("binary", y, linear).mean()
+    sizes = [4_000, 31]  # the lucky network first: the best on validation
+    losses = [row_losses("binary", y, o) for o in (lucky, linear)]
+    assert simplest_within_one_se(losses, sizes) == 1
+    assert select_with_replacement([lucky, linear], y, task="binary", rounds=5) == [0, 0, 0, 0, 0]
+    assert select_with_replacement([lucky, linear], y, task="binary", rounds=5, sizes=sizes) == [1] * 5
+    assert select_members([lucky, linear], y, task="binary", most=2, sizes=sizes) == [1]
+
+    sharp = np.where(y == 1, 0.97, 0.03)  # right on every row, confidently
+    losses = [row_losses("binary", y, o) for o in (sharp, linear)]
+    assert simplest_within_one_se(losses, sizes) == 0
+    assert select_with_replacement([sharp, linear], y, task="binary", rounds=3, sizes=sizes)[0] == 0
+
+
+def test_under_the_one_se_rule_a_clearly_helpful_trial_still_joins() -> None:
+    """Two regressors off by opposite constants: their mean is exact, far past one standard error."""
+    values = np.linspace(0.0, 10.0, 50)
+    over, under = values + 1.0, values - 1.0
+    picks = select_with_replacement([over, under], values, task="regression", rounds=4, sizes=[10, 10])
+    assert sorted(picks) == [0, 0, 1, 1]
+    assert select_members([over, under], values, task="regression", most=2, sizes=[10, 10]) == [0, 1]
+
+
+def test_row_losses_average_to_the_reported_loss() -> None:
+    """The rule's per-row losses are the metric's: their mean is val_loss (and val_rmse squared)."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 40)
+    probabilities = rng.dirichlet(np.ones(3), 40)
+    expected = score("multiclass", y, probabilities, n_classes=3, prefix="")["loss"]
+    assert row_losses("multiclass", y, probabilities).mean() == pytest.approx(expected)
+    binary = rng.integers(0, 2, 40)
+    sigmoid = rng.random((40, 1))
+    expected = score("binary", binary, sigmoid, n_classes=2, prefix="")["loss"]
+    assert row_losses("binary", binary, sigmoid).mean() == pytest.approx(expected)
+    values, found = rng.normal(size=40), rng.normal(size=(40, 1))
+    rmse = score("regression", values, found, n_classes=0, prefix="")["rmse"]
+    assert np.sqrt(row_losses("regression", values, found).mean()) == pytest.approx(rmse)
 
 
 def test_a_refit_of_two_configurations_from_two_seeds_saves_four_networks_averaged(
@@ -113,7 +168,7 @@ def test_cross_validated_trials_are_judged_out_of_fold_on_every_row(
     from models.status import JobKind
     from tests.training.conftest import Collector
     from worker.training.data import load_prepared
-    from worker.training.evaluation import choose_members, out_of_fold_outputs
+    from worker.training.evaluation import choose_members, out_of_fold_outputs, weight_count
     from worker.training.train import run_training
 
     csv = data["breast_cancer"]
@@ -160,3 +215,11 @@ def test_cross_validated_trials_are_judged_out_of_fold_on_every_row(
         spec=base, candidates=[good, untrained_elsewhere], most=3, replacement=True, **sources
     )
     assert picks == [0, 0, 0]
+    # The one-standard-error rule sizes each candidate by its trainable weights (the guide's 10-10-1
+    # on 30 columns; the normalization's statistics are not trained): a tie in size, so the clearly
+    # better model is the first pick, and none is worth adding to it.
+    assert weight_count(good[0]) == (30 * 10 + 10) + (10 * 10 + 10) + (10 + 1)
+    ruled = base.model_copy(
+        update={"evaluation": EvaluationSpec(test_fraction=0.2, folds=3, ensemble=2, one_se_rule=True)}
+    )
+    assert choose_members(spec=ruled, candidates=[untrained_elsewhere, good], most=2, **sources) == [1]

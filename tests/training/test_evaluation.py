@@ -101,6 +101,8 @@ def test_a_fold_outside_the_folds_and_options_that_contradict_are_refused() -> N
         JobSpec.model_validate({"evaluation": {"refit_seeds": 3}})
     with pytest.raises(ValidationError, match="refit_trials shapes the refit: it needs refit true"):
         JobSpec.model_validate({"evaluation": {"refit_trials": 3}})
+    with pytest.raises(ValidationError, match="one_se_rule chooses among the best trials' models"):
+        JobSpec.model_validate({"evaluation": {"refit": True, "one_se_rule": True}})
     with pytest.raises(ValidationError, match="refit_seeds x refit_trials is 30 networks; at most 20"):
         JobSpec.model_validate({"evaluation": {"refit": True, "refit_trials": 3, "refit_seeds": 10}})
 

@@ -77,6 +77,10 @@ def test_the_default_search_refits_unless_the_user_chose_an_ensemble_or_said_no(
     assert with_default_space({}, rows=500)["evaluation"] == {"refit": True, "refit_trials": REFIT_TRIALS}
     own_count = with_default_space({"evaluation": {"refit_trials": 2, "refit_seeds": 3}}, rows=500)
     assert own_count["evaluation"] == {"refit_trials": 2, "refit_seeds": 3, "refit": True}
+    # The one-standard-error rule is the user's to ask for: it joins the default refit's picks.
+    ruled = with_default_space({"evaluation": {"one_se_rule": True}}, rows=500)
+    spec = resolve_spec(ruled, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
+    assert spec.evaluation.one_se_rule and spec.evaluation.refit_trials == REFIT_TRIALS
     assert with_default_space({"evaluation": {"refit": False}}, rows=500)["evaluation"] == {"refit": False}
     ensemble = with_default_space({"evaluation": {"ensemble": 3}}, rows=500)
     assert ensemble["evaluation"] == {"ensemble": 3}

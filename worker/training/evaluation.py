@@ -79,8 +79,8 @@ def choose_members(
 ) -> list[int]:
     """Which candidates (best first, as ``out_of_fold_outputs`` takes them) to average, judged on their
     validation (or out-of-fold) outputs: up to ``most`` distinct ones, or with ``replacement`` exactly
-    ``most`` picks, repeats counting twice."""
-    outputs, y, n_classes = out_of_fold_outputs(
+    ``most`` picks, repeats counting twice; by the one-standard-error rule where the spec asks for it."""
+    outputs, y, _ = out_of_fold_outputs(
         csv_path=csv_path,
         has_header=has_header,
         target=target,
@@ -88,9 +88,16 @@ def choose_members(
         candidates=candidates,
         input_schema=input_schema,
     )
+    sizes = [weight_count(paths[0]) for paths in candidates] if spec.evaluation.one_se_rule else None
     if replacement:
-        return select_with_replacement(outputs, y, task=spec.task, n_classes=n_classes, rounds=most)
-    return select_members(outputs, y, task=spec.task, n_classes=n_classes, most=most)
+        return select_with_replacement(outputs, y, task=spec.task, rounds=most, sizes=sizes)
+    return select_members(outputs, y, task=spec.task, most=most, sizes=sizes)
+
+
+def weight_count(path: Path) -> int:
+    """How many weights a saved model trains (a network's size; normalization statistics not counted)."""
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
 
 
 def evaluate_job(
