@@ -9,7 +9,7 @@ trained on the same uploaded rows beside them. Prints dataset -> baselines -> de
 search (validation and test) -> time. Accuracy for classification, R^2 for regression.
 
     .venv/bin/python bench/quality.py [--trials 10] [--only NAME ...] [--ensemble K] [--refit yes|no]
-        [--seed S]  (a new held-out split, validation split, initialization and search per seed)
+        [--folds K] [--seed S]  (a new held-out split, validation split, initialization and search per seed)
 """
 
 from __future__ import annotations
@@ -172,7 +172,11 @@ def _run(
 
 def _evaluation(args: argparse.Namespace) -> dict[str, Any]:
     """The search's spec.evaluation from the command line: only what was given, else the defaults."""
-    chosen = {"ensemble": args.ensemble, "refit": None if args.refit is None else args.refit == "yes"}
+    chosen = {
+        "ensemble": args.ensemble,
+        "refit": None if args.refit is None else args.refit == "yes",
+        "folds": args.folds,
+    }
     given = {key: value for key, value in chosen.items() if value is not None}
     return {"evaluation": given} if given else {}
 
@@ -187,6 +191,7 @@ def main() -> None:
         "--seed", type=int, default=0, help="held-out split's seed; the jobs' seeds are S + 1"
     )
     parser.add_argument("--ensemble", type=int, default=None, help="spec.evaluation.ensemble of the search")
+    parser.add_argument("--folds", type=int, default=None, help="spec.evaluation.folds of the search")
     parser.add_argument(
         "--refit",
         choices=["yes", "no"],
