@@ -154,9 +154,10 @@ def _final_model(
             input_schema=model.input_schema,
             most=most,
         )
-        members = [candidates[i] for i in chosen]
-        if len(members) < 2:
+        if chosen == [0]:  # the best trial alone (its own model)
             return model, [best.number]
+        # Under the one-standard-error rule the choice may be another trial alone: saved the same way.
+        members = [candidates[i] for i in chosen]
         path = ensemble_file(rt, best.id)
         sha = build_ensemble([trial_files(rt, t.id)[0] for t in members], path)
     except Exception as exc:  # the search still has its best trial's model: never lose it to this step
@@ -354,7 +355,7 @@ def _finish_search(
             evaluation["refit"] = model.metrics.pop("refit")
         elif "refit_error" in model.metrics:
             evaluation["refit_error"] = model.metrics["refit_error"]
-        if len(members) > 1:
+        if members != [best.number]:
             # The card describes the saved model: the ensemble's own validation scores.
             model.metrics = evaluation.get("val", {})
             evaluation["ensemble"] = {"members": members, "val": evaluation.get("val", {})}

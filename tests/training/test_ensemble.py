@@ -37,6 +37,10 @@ def test_the_ensemble_averages_its_members_on_raw_rows(data: dict[str, Path], tm
     averaged = ensemble.predict(inputs, verbose=0)
     np.testing.assert_allclose(averaged, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(members[0], members[1]), "the members differ, so the mean is not one of them"
+    # One member alone (the one-standard-error rule may choose a trial that is not the best): its outputs.
+    build_ensemble(paths[1:2], tmp_path / "alone.keras")
+    alone = keras.saving.load_model(tmp_path / "alone.keras", safe_mode=True)
+    np.testing.assert_allclose(alone.predict(inputs, verbose=0), members[1], rtol=1e-5, atol=1e-6)
 
 
 def test_selection_adds_a_member_only_while_the_average_improves() -> None:
