@@ -114,8 +114,7 @@ def select_with_replacement(
     does not clearly beat; a round whose best addition does not lower the loss by more than one standard
     error picks that simplest candidate again.
     """
-    losses = [row_losses(task, y, output) for output in outputs]
-    first = 0 if sizes is None else simplest_within_one_se(losses, sizes)
+    first = 0 if sizes is None else simplest_within_one_se([row_losses(task, y, o) for o in outputs], sizes)
     total = np.array(outputs[first], dtype=np.float64)
     picked = [first]
     while len(picked) < rounds:
