@@ -110,3 +110,20 @@ def test_a_half_that_leaves_the_finish_time_as_it_was_is_not_made() -> None:
     assert [size for _, size in split_by_shape([deep], n_features=20, rows=600_000, lanes=4)] == [
         (10, 128, 1)
     ]
+
+
+def test_with_two_lanes_the_cut_evens_out_the_lanes_rather_than_least_work() -> None:
+    # The guide's space draws depths 1-10: cut where the least work is, the deep program kept one core
+    # busy while the other idled (7 s against 2 s measured); cut to even the lanes, both finish together.
+    specs = [_net(*[128] * depth) for depth in range(1, 11)]
+    one_lane = split_by_shape(specs, n_features=8, rows=491)
+    two_lanes = split_by_shape(specs, n_features=8, rows=491, lanes=2)
+    assert sorted(i for g, _ in two_lanes for i in g) == list(range(10))
+    assert two_lanes == [([6, 7, 8, 9], (10, 128, 4)), ([0, 1, 2, 3, 4, 5], (6, 128, 6))]
+    assert one_lane != two_lanes
+
+    def lane_load(size: tuple[int, int, int]) -> int:
+        return size[0] * size[2]  # layers x members: the multiply-adds of these equal-width programs
+
+    loads = [lane_load(size) for _, size in two_lanes]
+    assert max(loads) <= 1.2 * min(loads)

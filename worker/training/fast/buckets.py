@@ -18,6 +18,9 @@ COMPILE_S = 10.0  # one program's trace and compile on a CPU: 8-25 s measured on
 # compile is counted as shared by this many populations. Counted whole, a population with one deep group
 # kept it whole, one core idle, in every later search (the half was never compiled, so never known).
 REUSES = 3
+# What a program costs beyond its multiply-adds (start, final evaluation, results to the host): on
+# small data, many small programs are no faster than one.
+PROGRAM_S = 0.5
 MACS_PER_S = 5e9  # multiply-adds a second these small padded networks sustain on a CPU (cautious)
 # Programs are padded to a few sizes, so searches (and populations of one search) with different
 # trials compile the same programs: a compile costs seconds on a CPU, a cached program nothing.
@@ -100,31 +103,64 @@ def split_by_shape(
             seconds = np.where(better, into, seconds)
         return seconds, size
 
-    # best[k][j]: the cheapest seconds for the first j members in k programs (contiguous in shape order).
-    # Whole columns at once: a GPU population of a thousand members is split in a second.
-    best = np.full((MAX_PROGRAMS + 1, n + 1), np.inf)
-    cut = np.zeros((MAX_PROGRAMS + 1, n + 1), int)
-    best[0, 0] = 0.0
+    # Contiguous cuts in shape order, whole columns at once (a GPU population of a thousand members is
+    # split in a second). total[k][j]: the fewest seconds for the first j members in k programs, all
+    # counted; longest[k][j]: the shortest longest program. On one lane the first finishes soonest; on
+    # more, programs train side by side, and a cut that evens them out can finish far sooner for a
+    # little more work (the guide's space: 6 deep members and 4 shallow ones kept one core busy for 7 s
+    # and the other for 2 s).
+    total = np.full((MAX_PROGRAMS + 1, n + 1), np.inf)
+    longest = np.full((MAX_PROGRAMS + 1, n + 1), np.inf)
+    cut_total = np.zeros((MAX_PROGRAMS + 1, n + 1), int)
+    cut_longest = np.zeros((MAX_PROGRAMS + 1, n + 1), int)
+    total[0, 0] = longest[0, 0] = 0.0
     for j in range(1, n + 1):
         seconds, _ = programs_ending_at(j)
         for k in range(1, MAX_PROGRAMS + 1):
-            candidates = best[k - 1, :j] + seconds
+            candidates = total[k - 1, :j] + seconds
             i = int(np.argmin(candidates))
-            best[k, j], cut[k, j] = candidates[i], i
-    programs = min(range(1, MAX_PROGRAMS + 1), key=lambda k: best[k, n])
-    groups, end = [], n
-    for k in range(programs, 0, -1):
-        start = int(cut[k, end])
-        if start < end:
-            size = programs_ending_at(end)[1][start]
-            groups.append((sorted(order[start:end]), (int(size[0]), int(size[1]), int(size[2]))))
-        end = start
+            total[k, j], cut_total[k, j] = candidates[i], i
+            candidates = np.maximum(longest[k - 1, :j], seconds)
+            i = int(np.argmin(candidates))
+            longest[k, j], cut_longest[k, j] = candidates[i], i
+
+    def cut_into(cut: np.ndarray, programs: int) -> list[tuple[list[int], Size]]:
+        """The groups (indices and program size) of the cut into ``programs`` programs."""
+        groups, end = [], n
+        for k in range(programs, 0, -1):
+            start = int(cut[k, end])
+            if start < end:
+                size = programs_ending_at(end)[1][start]
+                groups.append((sorted(order[start:end]), (int(size[0]), int(size[1]), int(size[2]))))
+            end = start
+        return groups
 
     def train_seconds(size: Size) -> float:
         depth, width, members = (np.array([v]) for v in size)
         return float(_macs(depth, width, members, n_features)[0] * seconds_per_mac)
 
-    return _balanced(groups, lanes, train_seconds, known_sizes)
+    def finishing(groups: list[tuple[list[int], Size]]) -> float:
+        """When these programs finish on the lanes, their new sizes' compiles added (counted whole: a
+        cut that compiles a size this population alone needs, to even out the lanes, seldom pays)."""
+        new_sizes = {size for _, size in groups} - known_sizes
+        durations = [PROGRAM_S + train_seconds(size) for _, size in groups]
+        return _finishing(durations, lanes) + len(new_sizes) * COMPILE_S
+
+    least_work = _balanced(
+        cut_into(cut_total, min(range(1, MAX_PROGRAMS + 1), key=lambda k: total[k, n])),
+        lanes,
+        train_seconds,
+        known_sizes,
+    )
+    if lanes <= 1:
+        return least_work
+    evened = [
+        _balanced(cut_into(cut_longest, k), lanes, train_seconds, known_sizes)
+        for k in range(2, MAX_PROGRAMS + 1)
+        if np.isfinite(longest[k, n])
+    ]
+    # The soonest to finish; of those, the fewest programs (ties: the least work, listed first).
+    return min([least_work, *evened], key=lambda groups: (finishing(groups), len(groups)))
 
 
 def _finishing(seconds: list[float], lanes: int) -> float:
