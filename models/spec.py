@@ -93,6 +93,7 @@ class ModelSpec(_Strict):
     layers: list[LayerSpec] = Field(default_factory=_default_layers, max_length=64)
     initializer: Initializer = "auto"
     batch_norm: bool = False
+    # On the hidden kernels; without hidden layers, on the output kernel (a regularized linear model).
     l1: float = Field(0.0, ge=0.0, le=10.0)
     l2: float = Field(0.0, ge=0.0, le=10.0)
 

@@ -123,6 +123,31 @@ def test_a_network_without_hidden_layers_trains_on_the_fast_engine(separable: Pa
     assert keras.saving.load_model(tmp_path / "model.keras", safe_mode=True) is not None
 
 
+@pytest.mark.parametrize("l1", [0.0, 0.01])
+def test_a_linear_model_is_regularized_on_its_output_kernel_by_both_engines(
+    separable: Path, tmp_path: Path, l1: float
+) -> None:
+    """Without hidden layers, L1/L2 go on the only kernel there is (they once went nowhere): a regularized
+    linear model, as scikit-learn's, with the same strength on both engines."""
+    norms: dict[tuple[str, float], float] = {}
+    for engine in ("fast", "reference"):
+        for l2 in (0.0, 0.05):
+            spec = {
+                "model": {"layers": [], "l1": l1 if l2 else 0.0, "l2": l2},
+                "training": {"engine": engine, "epochs": 40, "learning_rate": 0.05, "early_stopping": None},
+            }
+            folder = tmp_path / f"{engine}-{l2}"
+            folder.mkdir()
+            result, _ = train(separable, "label", spec, folder)
+            assert result.engine is not None and result.engine.engine == engine
+            model = keras.saving.load_model(folder / "model.keras", safe_mode=True)
+            norms[engine, l2] = float(np.linalg.norm(model.get_layer("output").get_weights()[0]))
+    for engine in ("fast", "reference"):
+        assert norms[engine, 0.05] < 0.6 * norms[engine, 0.0]  # the penalty shrinks the weights
+    # The same penalty on both engines: their regularized weights agree far closer than to unregularized.
+    assert norms["fast", 0.05] == pytest.approx(norms["reference", 0.05], rel=0.05)
+
+
 def _specs(csv: Path, target: str, specs: list[dict]) -> list:
     columns = parse_csv(csv.read_bytes()).columns
     return [resolve_spec(s, kind=JobKind.TRAIN, target=target, columns=columns) for s in specs]

@@ -144,14 +144,17 @@ def build_model(
         x = layers.Activation(layer.activation, name=f"{layer.activation}_{i}")(x)
         if layer.dropout:
             x = layers.Dropout(layer.dropout, name=f"dropout_{i}")(x)
+    # Without hidden layers the output kernel is the model's only one: L1/L2 there (a regularized
+    # linear model) rather than nowhere.
+    output = {"name": "output", "kernel_regularizer": None if model_spec.layers else regularizer}
     if spec.task == "binary":
-        out = layers.Dense(1, activation="sigmoid", name="output")(x)
+        out = layers.Dense(1, activation="sigmoid", **output)(x)
     elif spec.task == "multiclass":
-        out = layers.Dense(n_classes, activation="softmax", name="output")(x)
+        out = layers.Dense(n_classes, activation="softmax", **output)(x)
     else:
         # The linear unit learns a standardized target; the saved model answers in the target's units.
         mean, std = target_scale
-        out = layers.Rescaling(scale=std, offset=mean, name="target_scale")(layers.Dense(1, name="output")(x))
+        out = layers.Rescaling(scale=std, offset=mean, name="target_scale")(layers.Dense(1, **output)(x))
     return keras.Model(inputs, out, name="tuneforge")
 
 

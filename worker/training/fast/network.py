@@ -191,9 +191,10 @@ def row_losses(shape: Shape, raw: jax.Array, predicted: jax.Array, y: jax.Array)
 
 
 def penalty(shape: Shape, params: dict[str, Any], cfg: dict[str, Any]) -> jax.Array:
-    """L1/L2 on the hidden kernels, as Keras adds its regularization losses to the loss."""
+    """L1/L2 on the hidden kernels (without hidden layers: on the output kernel, the only one), as Keras
+    adds its regularization losses to the loss."""
     total = jnp.zeros(())
-    for kernel in hidden_kernels(params):
+    for kernel in hidden_kernels(params) if shape.depth else [params["out_kernel"]]:
         total = total + cfg["l1"] * jnp.sum(jnp.abs(kernel)) + cfg["l2"] * jnp.sum(kernel * kernel)
     return total
 
