@@ -93,6 +93,9 @@ def test_the_default_search_starts_from_a_linear_model_and_a_two_layer_network()
     raw = with_default_space({}, rows=500)
     linear, network = raw["search"]["initial_trials"]
     assert linear["num_layers"] == 0 and linear["learning_rate"] == 1e-2
+    # Regularized as scikit-learn's LogisticRegression(C=1): |w|^2 / (2 x 400 training rows) ~ 1e-3.
+    assert linear["l2"] == 1e-3 and network["l2"] == 1e-4
+    assert with_default_space({}, rows=100_000)["search"]["initial_trials"][0]["l2"] == 1e-5
     assert network["num_layers"] == 2 and (network["units0"], network["units1"]) == (64, 64)
     spec = resolve_spec(raw, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
     assert spec.search is not None and spec.search.initial_trials == [linear, network]
