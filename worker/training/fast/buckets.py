@@ -63,7 +63,8 @@ def split_by_shape(
     program each runs in, the longest first: at most MAX_PROGRAMS shapes, as many as pay for their
     compile in padding they avoid (on ``rows`` training rows); a group may run in a larger program
     already ``compiled`` when that padding costs less than compiling its own. With ``lanes`` programs
-    training at once (one per core), the longest group may be halved, and a half again (see _balanced)."""
+    training at once (one per core), the cut is the one that finishes soonest on them (not the least work),
+    and the longest group may be halved, and a half again (see _balanced)."""
     order = sorted(
         range(len(specs)),
         key=lambda i: (len(specs[i].model.layers), max((u.units for u in specs[i].model.layers), default=0)),
