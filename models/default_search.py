@@ -164,6 +164,11 @@ def with_default_space(raw: dict[str, Any], rows: int) -> dict[str, Any]:
         and search.get("algorithm", "random") in ("random", "bayesian")
     ):
         smallest_batch = default["training"]["batch_size"]["choice"][0]
-        l2 = linear_l2(rows, default["model"]["l2"]["choice"])
+        # From the user's own L2 choices where they give some (a value outside them would be dropped).
+        l2_space = (merged.get("model") or {}).get("l2")
+        choices = l2_space.get("choice") if isinstance(l2_space, dict) else None
+        if not (isinstance(choices, list) and all(isinstance(c, int | float) for c in choices)):
+            choices = default["model"]["l2"]["choice"]
+        l2 = linear_l2(rows, choices)
         search["initial_trials"] = [t for t in _fitting(starting_points(smallest_batch, l2), merged) if t]
     return merged

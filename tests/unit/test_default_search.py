@@ -96,6 +96,12 @@ def test_the_default_search_starts_from_a_linear_model_and_a_two_layer_network()
     # Regularized as scikit-learn's LogisticRegression(C=1): |w|^2 / (2 x 400 training rows) ~ 1e-3.
     assert linear["l2"] == 1e-3 and network["l2"] == 1e-4
     assert with_default_space({}, rows=100_000)["search"]["initial_trials"][0]["l2"] == 1e-5
+    # The user's own L2 choices: the nearest of theirs to 1/800, not the default list's 1e-3.
+    theirs = with_default_space({"model": {"l2": {"choice": [0.0, 1e-2, 1e-1]}}}, rows=500)
+    assert theirs["search"]["initial_trials"][0]["l2"] == 1e-2
+    only_zero = with_default_space({"model": {"l2": {"choice": [0.0]}}}, rows=500)
+    assert only_zero["search"]["initial_trials"][0]["l2"] == 0.0
+    resolve_spec(only_zero, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
     assert network["num_layers"] == 2 and (network["units0"], network["units1"]) == (64, 64)
     spec = resolve_spec(raw, kind=JobKind.SEARCH, target="y", columns=COLUMNS)
     assert spec.search is not None and spec.search.initial_trials == [linear, network]
