@@ -165,9 +165,9 @@ def with_default_space(raw: dict[str, Any], rows: int) -> dict[str, Any]:
     ):
         smallest_batch = default["training"]["batch_size"]["choice"][0]
         # From the user's own L2 choices where they give some (a value outside them would be dropped).
-        l2_space = (merged.get("model") or {}).get("l2")
-        choices = l2_space.get("choice") if isinstance(l2_space, dict) else None
-        if not (isinstance(choices, list) and all(isinstance(c, int | float) for c in choices)):
+        l2_param = extract_space(merged).params_by_name().get("l2")
+        choices = list(l2_param.values) if l2_param is not None and l2_param.kind == "choice" else []
+        if not choices or not all(isinstance(c, int | float) for c in choices):
             choices = default["model"]["l2"]["choice"]
         l2 = linear_l2(rows, choices)
         search["initial_trials"] = [t for t in _fitting(starting_points(smallest_batch, l2), merged) if t]
