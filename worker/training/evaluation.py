@@ -14,6 +14,7 @@ from worker.training.baselines import fit_baselines
 from worker.training.data import load_frame, load_prepared, prepare
 from worker.training.ensemble import select_members, select_with_replacement
 from worker.training.inputs import frame_to_inputs, to_tensors
+from worker.training.predictions import raw_outputs
 from worker.training.scores import PRIMARY, score
 
 log = structlog.get_logger(__name__)
@@ -31,7 +32,7 @@ def closing_evaluation(**kwargs: Any) -> dict[str, Any]:
 def outputs_of(model: Any, rows: Any, input_schema: dict[str, Any]) -> np.ndarray:
     """The model's outputs on raw rows (a frame), as float64."""
     inputs = to_tensors(frame_to_inputs(rows, input_schema["inputs"]))
-    return np.asarray(model.predict(inputs, verbose=0, batch_size=1024), dtype="float64")
+    return raw_outputs(model, inputs)
 
 
 def out_of_fold_outputs(

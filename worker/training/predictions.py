@@ -10,12 +10,35 @@ import numpy as np
 from worker.training.inputs import rows_to_inputs, to_tensors
 
 NON_FINITE = "non_finite_output"
+# Rows per direct call of the model in ``raw_outputs``: memory stays bounded on large inputs.
+CHUNK_ROWS = 8192
+
+
+def raw_outputs(model: keras.Model, inputs: dict[str, Any]) -> np.ndarray:
+    """The model's outputs on ``inputs`` (inference mode, float64), by direct calls in chunks.
+
+    ``model.predict`` builds a dataset pipeline and traces a function for every model it meets: 40-100 ms
+    for a few hundred rows, most of a search's closing evaluation; a direct call takes 5 ms.
+    """
+    rows = len(next(iter(inputs.values()))) if inputs else 0
+    if rows == 0:
+        return np.asarray(model.predict(inputs, verbose=0), dtype="float64")
+
+    def tensors(start: int) -> dict[str, Any]:
+        # All tensors or none: Keras refuses numeric arrays beside string tensors in one call.
+        chunk = {k: v[start : start + CHUNK_ROWS] for k, v in inputs.items()}
+        return {
+            k: keras.ops.convert_to_tensor(v) if isinstance(v, np.ndarray) else v for k, v in chunk.items()
+        }
+
+    chunks = [np.asarray(model(tensors(i), training=False)) for i in range(0, rows, CHUNK_ROWS)]
+    return np.concatenate(chunks).astype("float64")
 
 
 def predict_rows(model: keras.Model, input_schema: dict[str, Any], rows: list[dict[str, Any]]) -> list[Any]:
     """Class label + probabilities for classification, the value for regression."""
     inputs = to_tensors(rows_to_inputs(rows, input_schema["inputs"]))
-    outputs = np.asarray(model.predict(inputs, verbose=0, batch_size=1024), dtype="float64")
+    outputs = raw_outputs(model, inputs)
     task, classes = input_schema["task"], input_schema["classes"]
     finite = np.isfinite(outputs.reshape(len(rows), -1)).all(axis=1)
     found: list[dict[str, Any]]
