@@ -215,3 +215,44 @@ def test_a_subsample_keeps_every_class_and_the_baselines_score_all_of_them() -> 
     assert scores["linear"]["val_accuracy"] > 0.9 and np.isfinite(scores["linear"]["val_loss"])
     with pytest.raises(ValidationError, match="baseline_rows"):
         JobSpec.model_validate({"evaluation": {"baseline_rows": 10}})
+
+
+def test_baselines_are_fitted_once_per_data_and_split(
+    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dataset's next job on the same split reports the baselines kept from the first (the same
+    scores, no refit); another split, test fraction or class weighting fits its own."""
+    from worker.training import evaluation
+
+    fits: list[int] = []
+
+    def counted(*args: object, **kwargs: object) -> dict[str, dict[str, float]]:
+        fits.append(1)
+        return fit_baselines(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evaluation, "fit_baselines", counted)
+    result, _ = train(data["breast_cancer"], "target", {"training": {"epochs": 1}}, tmp_path)
+
+    def baselines(spec: dict[str, object]) -> dict[str, dict[str, float]]:
+        found = evaluate_job(
+            csv_path=data["breast_cancer"],
+            has_header=True,
+            target="target",
+            spec=JobSpec.model_validate({"task": "binary", **spec}),
+            model_path=tmp_path / "model.keras",
+            input_schema=result.input_schema,
+        )
+        return found["baselines"]  # type: ignore[no-any-return]
+
+    first = baselines({"split": {"seed": 11}})
+    first["linear"]["val_accuracy"] = -1.0  # a caller's change never reaches the kept copy
+    again = baselines({"split": {"seed": 11}})
+    assert len(fits) == 1 and again["linear"]["val_accuracy"] > 0.9
+    for other in (
+        {"split": {"seed": 12}},
+        {"split": {"seed": 11}, "evaluation": {"test_fraction": 0.2}},
+        {"split": {"seed": 11}, "training": {"class_weight": "balanced"}},
+    ):
+        baselines(other)
+    assert len(fits) == 4
+    assert baselines({"split": {"seed": 12}})["linear"] != again["linear"] and len(fits) == 4

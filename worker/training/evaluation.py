@@ -10,7 +10,7 @@ import numpy as np
 import structlog
 
 from models.spec import JobSpec
-from worker.training.baselines import fit_baselines
+from worker.training.baselines import baseline_key, fit_baselines, fitted_baselines
 from worker.training.data import load_frame, load_prepared, prepare
 from worker.training.ensemble import select_members, select_with_replacement
 from worker.training.inputs import frame_to_inputs, to_tensors
@@ -136,11 +136,14 @@ def evaluate_job(
     if len(data.y_test):
         found["test"] = {k: v for k, v in network.items() if k.startswith("test_")}
     if spec.evaluation.baselines:
-        baselines = fit_baselines(
-            data,
-            spec.split.seed,
-            balanced=spec.training.class_weight == "balanced",
-            most_rows=spec.evaluation.baseline_rows,
+        baselines = fitted_baselines(
+            baseline_key(csv_path, has_header=has_header, target=target, spec=spec),
+            lambda: fit_baselines(
+                data,
+                spec.split.seed,
+                balanced=spec.training.class_weight == "balanced",
+                most_rows=spec.evaluation.baseline_rows,
+            ),
         )
         found["baselines"] = baselines
         found["flags"] = _flags(spec.task, network, baselines, on="test_" if len(data.y_test) else "val_")
