@@ -123,25 +123,25 @@ def test_a_network_without_hidden_layers_trains_on_the_fast_engine(separable: Pa
     assert keras.saving.load_model(tmp_path / "model.keras", safe_mode=True) is not None
 
 
-@pytest.mark.parametrize("l1", [0.0, 0.01])
+@pytest.mark.parametrize("penalty", ["l1", "l2"])
 def test_a_linear_model_is_regularized_on_its_output_kernel_by_both_engines(
-    separable: Path, tmp_path: Path, l1: float
+    separable: Path, tmp_path: Path, penalty: str
 ) -> None:
-    """Without hidden layers, L1/L2 go on the only kernel there is (they once went nowhere): a regularized
-    linear model, as scikit-learn's, with the same strength on both engines."""
+    """Without hidden layers, L1 or L2 goes on the only kernel there is (they once went nowhere): a
+    regularized linear model, as scikit-learn's, with the same strength on both engines."""
     norms: dict[tuple[str, float], float] = {}
     for engine in ("fast", "reference"):
-        for l2 in (0.0, 0.05):
+        for strength in (0.0, 0.05):
             spec = {
-                "model": {"layers": [], "l1": l1 if l2 else 0.0, "l2": l2},
+                "model": {"layers": [], penalty: strength},
                 "training": {"engine": engine, "epochs": 40, "learning_rate": 0.05, "early_stopping": None},
             }
-            folder = tmp_path / f"{engine}-{l2}"
+            folder = tmp_path / f"{engine}-{strength}"
             folder.mkdir()
             result, _ = train(separable, "label", spec, folder)
             assert result.engine is not None and result.engine.engine == engine
             model = keras.saving.load_model(folder / "model.keras", safe_mode=True)
-            norms[engine, l2] = float(np.linalg.norm(model.get_layer("output").get_weights()[0]))
+            norms[engine, strength] = float(np.linalg.norm(model.get_layer("output").get_weights()[0]))
     for engine in ("fast", "reference"):
         assert norms[engine, 0.05] < 0.6 * norms[engine, 0.0]  # the penalty shrinks the weights
     # The same penalty on both engines: their regularized weights agree far closer than to unregularized.
