@@ -24,6 +24,18 @@ def _resolved(raw: dict[str, Any]) -> tuple[JobSpec, SearchSpace]:
     return spec, extract_space(stored_spec(raw, spec, kind=JobKind.SEARCH))
 
 
+def _two_choices(algorithm: str, *, trials: int) -> dict[str, Any]:
+    """A search of ``algorithm`` over an optimizer and a learning rate (six points), 9 epochs."""
+    return {
+        "training": {
+            "epochs": 9,
+            "optimizer": {"choice": ["adam", "sgd"]},
+            "learning_rate": {"choice": [0.001, 0.01, 0.1]},
+        },
+        "search": {"algorithm": algorithm, "max_trials": trials},
+    }
+
+
 def _one_step_at_a_time(spec: JobSpec, space: SearchSpace, *, trials: int, seed: int) -> list[dict[str, Any]]:
     """Each trial's values, proposed one coordinator step at a time and scored before the next."""
     assert spec.search is not None
@@ -71,17 +83,7 @@ def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_pat
 @pytest.mark.parametrize("algorithm", ["bayesian", "hyperband", "grid"])
 def test_every_oracle_resumes_from_saved_state_at_each_step(algorithm: str) -> None:
     """Bayesian, Hyperband and grid oracles survive a rebuild from JSON between every trial."""
-    raw = {
-        "training": {
-            "epochs": 9,
-            "optimizer": {"choice": ["adam", "sgd"]},
-            "learning_rate": {"choice": [0.001, 0.01, 0.1]},
-        },
-        "search": {"algorithm": algorithm, "max_trials": 6},
-    }
-    columns = parse_csv(b"a,b,y\n1,2,0\n2,1,1\n3,3,0\n").columns
-    spec = resolve_spec(raw, kind=JobKind.SEARCH, target="y", columns=columns)
-    space = extract_space(stored_spec(raw, spec, kind=JobKind.SEARCH))
+    spec, space = _resolved(_two_choices(algorithm, trials=6))
     assert spec.search is not None
     proposed, state = [], None
     for number in range(6):
@@ -153,3 +155,19 @@ def test_initial_trials_outside_the_space_are_422_naming_the_value(initial: dict
     }
     with pytest.raises(InvalidInput, match="random or bayesian"):
         resolve_spec(grid, kind=JobKind.SEARCH, target="y", columns=columns)
+
+
+@pytest.mark.parametrize("algorithm", ["random", "bayesian", "hyperband", "grid"])
+def test_oracle_steps_print_nothing_to_the_workers_log(
+    algorithm: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """keras-tuner's trial tables stay out of stdout (Celery logs a worker's stdout as warnings)."""
+    spec, space = _resolved(_two_choices(algorithm, trials=3))
+    assert spec.search is not None
+    state = None
+    for number in range(3):
+        with driver(spec.search, space, state, seed=3, max_epochs=9) as step:
+            trial = step.propose(number)
+            step.finish(trial["oracle_trial_id"], score=0.5, failed_message=None)
+            state = step.snapshot()
+    assert capsys.readouterr().out == ""

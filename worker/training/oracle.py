@@ -57,13 +57,19 @@ def make_oracle(search: SearchSpec, *, seed: int, max_epochs: int) -> kt.Oracle:
         "seed": seed,
         "max_consecutive_failed_trials": search.max_consecutive_failures,
     }
+    oracle: kt.Oracle
     if search.algorithm == "random":
-        return kt.oracles.RandomSearchOracle(max_trials=search.max_trials, **common)
-    if search.algorithm == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=search.max_trials, **common)
-    if search.algorithm == "grid":
-        return kt.oracles.GridSearchOracle(max_trials=search.max_trials, **common)
-    return kt.oracles.HyperbandOracle(max_epochs=max_epochs, **common)
+        oracle = kt.oracles.RandomSearchOracle(max_trials=search.max_trials, **common)
+    elif search.algorithm == "bayesian":
+        oracle = kt.oracles.BayesianOptimizationOracle(max_trials=search.max_trials, **common)
+    elif search.algorithm == "grid":
+        oracle = kt.oracles.GridSearchOracle(max_trials=search.max_trials, **common)
+    else:
+        oracle = kt.oracles.HyperbandOracle(max_epochs=max_epochs, **common)
+    # keras-tuner's console table (a dozen lines per trial begun and ended) went to stdout, which Celery
+    # logs at WARNING: 1,700 warning lines in a 70-trial benchmark. Trials are reported through the API.
+    oracle.verbose = 0
+    return oracle
 
 
 @dataclass
