@@ -14,11 +14,14 @@ import ctypes
 import ctypes.util
 
 import jax
+import structlog
 
 from worker.training.fast.loop import run_chunk
 from worker.training.fast.programs import forget_in_memory
 
 MAX_PROGRAMS_IN_MEMORY = 4
+
+log = structlog.get_logger(__name__)
 
 
 def _programs_in_memory() -> int:
@@ -37,7 +40,9 @@ def _give_back_to_os() -> None:
 
 def bound_programs() -> None:
     """Drop JAX's in-memory program caches once they hold too many programs; return freed memory."""
-    if _programs_in_memory() > MAX_PROGRAMS_IN_MEMORY:
+    held = _programs_in_memory()
+    if held > MAX_PROGRAMS_IN_MEMORY:
+        log.info("program_caches_dropped", programs=held)
         jax.clear_caches()
         forget_in_memory()
     _give_back_to_os()
