@@ -22,7 +22,8 @@ def raw_outputs(model: keras.Model, inputs: dict[str, Any]) -> np.ndarray:
     """
     rows = len(next(iter(inputs.values()))) if inputs else 0
     if rows == 0:
-        return np.asarray(model.predict(inputs, verbose=0), dtype="float64")
+        # Nothing to call the model on (Keras' predict raises on an empty input): no rows of its outputs.
+        return np.zeros((0, *model.outputs[0].shape[1:]), dtype="float64")
 
     def tensors(start: int) -> dict[str, Any]:
         # All tensors or none: Keras refuses numeric arrays beside string tensors in one call.
