@@ -13,6 +13,7 @@ from models.spec import resolve_spec
 from models.status import JobKind
 from models.tabular import parse_csv
 from tests.support import generate_csvs
+from worker.training.baselines import forget_baselines
 from worker.training.fast import programs
 from worker.training.reporting import Epochs
 from worker.training.train import TrainResult, run_training
@@ -75,3 +76,10 @@ def no_compiled_program_record(monkeypatch: pytest.MonkeyPatch) -> None:
     compiled would pad members differently and hide what the test checks."""
     monkeypatch.setattr(programs, "_seen", {})
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def no_kept_baselines() -> None:
+    """Each test fits its own baselines: one kept by another test on the same file and split would hide
+    what the test checks (how often they are fitted, or a stale score)."""
+    forget_baselines()

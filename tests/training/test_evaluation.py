@@ -221,7 +221,7 @@ def test_baselines_are_fitted_once_per_data_and_split(
     data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A dataset's next job on the same split reports the baselines kept from the first (the same
-    scores, no refit); another split, test fraction or class weighting fits its own."""
+    scores, no refit); another split, test fraction, class weighting or file fits its own."""
     from worker.training import evaluation
 
     fits: list[int] = []
@@ -233,9 +233,9 @@ def test_baselines_are_fitted_once_per_data_and_split(
     monkeypatch.setattr(evaluation, "fit_baselines", counted)
     result, _ = train(data["breast_cancer"], "target", {"training": {"epochs": 1}}, tmp_path)
 
-    def baselines(spec: dict[str, object]) -> dict[str, dict[str, float]]:
+    def baselines(spec: dict[str, object], csv: Path = data["breast_cancer"]) -> dict[str, dict[str, float]]:
         found = evaluate_job(
-            csv_path=data["breast_cancer"],
+            csv_path=csv,
             has_header=True,
             target="target",
             spec=JobSpec.model_validate({"task": "binary", **spec}),
@@ -256,3 +256,11 @@ def test_baselines_are_fitted_once_per_data_and_split(
         baselines(other)
     assert len(fits) == 4
     assert baselines({"split": {"seed": 12}})["linear"] != again["linear"] and len(fits) == 4
+    # Another file, and then that file replaced at the same path (a new size and time), fit anew.
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(data["breast_cancer"].read_bytes())
+    baselines({"split": {"seed": 11}}, copy)
+    assert len(fits) == 5
+    copy.write_bytes(b"".join(data["breast_cancer"].read_bytes().splitlines(keepends=True)[:-60]))
+    baselines({"split": {"seed": 11}}, copy)
+    assert len(fits) == 6

@@ -144,6 +144,12 @@ def baseline_key(csv_path: Path, *, has_header: bool, target: str, spec: JobSpec
     )
 
 
+def forget_baselines() -> None:
+    """Drop every kept result (tests and benchmarks that measure a first fit)."""
+    with _fitted_lock:
+        _fitted.clear()
+
+
 def fitted_baselines(key: str, fit: Callable[[], dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     """``fit()``'s result, or the one kept for ``key`` (a copy: callers may add to it)."""
     with _fitted_lock:
