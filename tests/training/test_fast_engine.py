@@ -249,7 +249,7 @@ def test_a_population_member_that_diverges_fails_alone(data: dict[str, Path]) ->
 
 
 def test_the_fast_engine_runs_on_keras_jax_backend(data: dict[str, Path], tmp_path: Path) -> None:
-    """KERAS_BACKEND=jax (the GPU workers' backend) trains, saves and reloads the model on CPU."""
+    """KERAS_BACKEND=jax (the GPU workers' backend) trains, saves, reloads and runs the model on CPU."""
     script = textwrap.dedent(
         f"""
         import sys
@@ -262,6 +262,16 @@ def test_the_fast_engine_runs_on_keras_jax_backend(data: dict[str, Path], tmp_pa
                                   {{"training": {{"epochs": 5, "engine": "fast"}}}}, Path({str(tmp_path)!r}))
         assert result.engine.engine == "fast" and len(collected.epochs) == 5
         model = keras.saving.load_model(Path({str(tmp_path)!r}) / "model.keras", safe_mode=True)
+        # Evaluation and predictions call the model directly, in chunks: as predict does on this backend.
+        import numpy as np
+        import pandas as pd
+        from worker.training import predictions
+        from worker.training.inputs import frame_to_inputs, to_tensors
+        frame = pd.read_csv(Path({str(data["breast_cancer"])!r})).drop(columns="target")
+        inputs = to_tensors(frame_to_inputs(frame, result.input_schema["inputs"]))
+        predictions.CHUNK_ROWS = 100
+        np.testing.assert_allclose(predictions.raw_outputs(model, inputs), model.predict(inputs, verbose=0),
+                                   atol=1e-5)
         print("VAL_ACCURACY", result.metrics["val_accuracy"])
         """
     )
