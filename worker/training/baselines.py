@@ -145,7 +145,7 @@ def baseline_key(csv_path: Path, *, has_header: bool, target: str, spec: JobSpec
 
 
 def forget_baselines() -> None:
-    """Drop every kept result (tests and benchmarks that measure a first fit)."""
+    """Drop every kept result (tests that count fits or compare a first fit's scores)."""
     with _fitted_lock:
         _fitted.clear()
 
