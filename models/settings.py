@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # population on 2 cores: 18-20 s one after another, 7-8 s two at a time). None: one per core on a
     # CPU, one on an accelerator. Several workers on one machine share its cores: 1 each is then better.
     training_lanes: int | None = Field(default=None, ge=1, le=256)
+    # Fast-engine programs a worker process keeps compiled in memory (~45 MB each on a CPU); past it all
+    # are dropped and reload from the disk cache (~0.2 s each). A 100-trial guide search meets 5-7 sizes:
+    # at 4, every search after the first reloaded them (8 sizes cycling: 1.0-1.7 s per population).
+    programs_in_memory: int = Field(default=8, ge=1, le=1_000)
     # Prometheus metrics of a worker (its children summed), served by its main process; None: off.
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     worker_metrics_host: str = "127.0.0.1"

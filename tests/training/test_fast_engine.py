@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
 import keras
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from models.status import JobKind
 from models.tabular import parse_csv
 from tests.training.conftest import Collector, train
 from worker.training.engines import Run
+from worker.training.fast.loop import run_chunk
 from worker.training.train import train_runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -227,6 +229,31 @@ def test_programs_trained_side_by_side_give_each_member_its_own_epochs(
         assert [e for e, _, _ in side_by_side.epochs] == [1, 2, 3, 4]
         for (_, one, _), (_, other, _) in zip(alone.epochs, side_by_side.epochs, strict=True):
             assert other["val_loss"] == pytest.approx(one["val_loss"], rel=1e-6)
+
+
+def test_a_worker_keeps_at_most_the_configured_programs_in_memory(
+    data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within TUNEFORGE_PROGRAMS_IN_MEMORY a compiled program stays for the next job; past it every
+    program is dropped from memory (they reload from the disk cache), so a long-lived worker stays flat."""
+    specs = _specs(
+        data["breast_cancer"],
+        "target",
+        [{"model": {"layers": [{"units": 8}] * depth}, "training": {"epochs": 1}} for depth in (1, 2)],
+    )
+    monkeypatch.setenv("TUNEFORGE_PROGRAMS_IN_MEMORY", "1")
+    jax.clear_caches()  # programs other tests left
+    held = []
+    for spec in specs:  # two jobs, two program sizes (depth 1, then 2)
+        (result,) = train_runs(
+            csv_path=data["breast_cancer"],
+            has_header=True,
+            target="target",
+            runs=[Run(spec, Collector(), None)],
+        )
+        assert result.failure is None and result.engine is not None and result.engine.engine == "fast"
+        held.append(run_chunk._cache_size())
+    assert held == [1, 0]
 
 
 def test_a_population_member_that_diverges_fails_alone(data: dict[str, Path]) -> None:

@@ -317,8 +317,14 @@ def _train_group(
         # a population draws the same distributions in JAX (a Keras model per member costs ~0.1 s).
         model = build_model(run.schema, base, n_classes=len(run.data.classes), target_scale=run.target_scale)
         members[0].initial = _dense_weights(model)
-    lanes = training_lanes(Settings().training_lanes)
-    trained = train_population(members, matrices, probe_rows=probe_rows(len(matrices.y_train)), lanes=lanes)
+    settings = Settings()
+    trained = train_population(
+        members,
+        matrices,
+        probe_rows=probe_rows(len(matrices.y_train)),
+        lanes=training_lanes(settings.training_lanes),
+        programs_in_memory=settings.programs_in_memory,
+    )
     rows = {"train_rows": len(run.data.y_train), "val_rows": len(run.data.y_val)}
     return [
         _fast_result(run, r, choice, t, rows, model) for (r, choice), t in zip(chosen, trained, strict=True)

@@ -3,9 +3,9 @@ given back to the OS.
 
 Every distinct program (padding, optimizer set, batch size, ...) compiled by XLA stays in JAX's
 in-memory caches for the life of the process, tens of MB each; a worker that runs searches for days
-meets hundreds. Past ``MAX_PROGRAMS_IN_MEMORY`` the caches are dropped: the programs stay in the
-on-disk compilation cache (``JAX_COMPILATION_CACHE_DIR``), so the next use reloads instead of
-recompiling.
+meets hundreds. Past a bound (``Settings.programs_in_memory``) the caches are dropped: the programs
+stay in the on-disk compilation cache (``JAX_COMPILATION_CACHE_DIR``), so the next use reloads instead
+of recompiling.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import structlog
 
 from worker.training.fast.loop import run_chunk
 from worker.training.fast.programs import forget_in_memory
-
-MAX_PROGRAMS_IN_MEMORY = 4
 
 log = structlog.get_logger(__name__)
 
@@ -38,10 +36,11 @@ def _give_back_to_os() -> None:
             trim(0)
 
 
-def bound_programs() -> None:
-    """Drop JAX's in-memory program caches once they hold too many programs; return freed memory."""
+def bound_programs(most: int) -> None:
+    """Drop JAX's in-memory program caches once they hold more than ``most`` programs; return freed
+    memory."""
     held = _programs_in_memory()
-    if held > MAX_PROGRAMS_IN_MEMORY:
+    if held > most:
         log.info("program_caches_dropped", programs=held)
         jax.clear_caches()
         forget_in_memory()

@@ -453,10 +453,15 @@ def _side_by_side(
 
 
 def train_population(
-    members: list[Member], data: Matrices, *, probe_rows: int, lanes: int = 1
+    members: list[Member],
+    data: Matrices,
+    *,
+    probe_rows: int,
+    lanes: int,
+    programs_in_memory: int,
 ) -> list[MemberResult]:
-    """Train every member on the same data, up to ``lanes`` programs at once; results in the members'
-    order."""
+    """Train every member on the same data, up to ``lanes`` programs at once, keeping at most
+    ``programs_in_memory`` compiled programs in memory afterwards; results in the members' order."""
     arrays = device_arrays(data, probe_rows)
     keyed: dict[tuple[Any, ...], list[int]] = {}
     for index, member in enumerate(members):
@@ -506,5 +511,5 @@ def train_population(
     for program, trained in zip(programs, _side_by_side(train, programs, lanes, abort), strict=True):
         for index, result in zip(program.indices, trained, strict=True):
             results[index] = result
-    bound_programs()
+    bound_programs(programs_in_memory)
     return [r for r in results if r is not None]
