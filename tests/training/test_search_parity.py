@@ -80,6 +80,20 @@ def test_random_search_proposes_keras_tuners_sequence_with_the_same_seed(tmp_pat
     assert deep and any(v[f"units{i}"] != 8 for v in deep for i in range(1, v["num_layers"]))
 
 
+@pytest.mark.parametrize("algorithm", ["random", "bayesian", "hyperband"])
+def test_a_search_seeded_0_proposes_the_same_trials_on_every_run(algorithm: str) -> None:
+    """Seed 0 is a seed like any other (keras-tuner's own oracles take it for none and draw one)."""
+    raw = GUIDE_SEARCH | {"search": GUIDE_SEARCH["search"] | {"algorithm": algorithm}}
+    spec, space = _resolved(raw | {"training": GUIDE_SEARCH["training"] | {"seed": 0}})
+    assert spec.search is not None and spec.training.seed == 0
+    runs = []
+    for _ in range(3):
+        with driver(spec.search, space, None, seed=0, max_epochs=100) as step:
+            runs.append([step.propose(number)["values"] for number in range(6)])
+    assert runs[0] == runs[1] == runs[2]
+    assert len({v["num_layers"] for v in runs[0]}) > 1  # drawn at random, not the defaults
+
+
 @pytest.mark.parametrize("algorithm", ["bayesian", "hyperband", "grid"])
 def test_every_oracle_resumes_from_saved_state_at_each_step(algorithm: str) -> None:
     """Bayesian, Hyperband and grid oracles survive a rebuild from JSON between every trial."""

@@ -11,7 +11,7 @@ from typing import Any
 import keras_tuner as kt
 
 from models.search_space import LAYER_FIELDS, Param, SearchSpace
-from models.spec import SearchSpec
+from models.spec import MAX_SEED, SearchSpec
 
 
 class SearchExhausted(Exception):
@@ -54,7 +54,9 @@ def make_oracle(search: SearchSpec, *, seed: int, max_epochs: int) -> kt.Oracle:
     objective = kt.Objective(search.objective, direction=search.direction)
     common = {
         "objective": objective,
-        "seed": seed,
+        # keras-tuner draws a seed of its own for a falsy one (``seed or random.randint(1, 10000)``): a
+        # search with training.seed 0 proposed other trials on every run. 0 takes the top of the range.
+        "seed": seed or MAX_SEED,
         "max_consecutive_failed_trials": search.max_consecutive_failures,
     }
     oracle: kt.Oracle
