@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     # CPU, one on an accelerator. Several workers on one machine share its cores: 1 each is then better.
     training_lanes: int | None = Field(default=None, ge=1, le=256)
     # Fast-engine programs a worker process keeps compiled in memory (~45 MB each on a CPU); past it all
-    # are dropped and reload from the disk cache (~0.2 s each). A 100-trial guide search meets 5-7 sizes:
-    # at 4, every search after the first reloaded them (8 sizes cycling: 1.0-1.7 s per population).
+    # are dropped and the next populations reload theirs from the disk cache. A 100-trial guide search
+    # meets 5-7 sizes; with 8 sizes in turn (bench/trial_memory.py --shapes varied) a population took
+    # 1.7 s at a bound of 4 (reloading) and 0.2 s at 8, for +330 MB held.
     programs_in_memory: int = Field(default=8, ge=1, le=1_000)
     # Prometheus metrics of a worker (its children summed), served by its main process; None: off.
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
