@@ -88,7 +88,8 @@ def test_a_search_seeded_0_proposes_the_same_trials_on_every_run(algorithm: str)
     assert spec.search is not None and spec.training.seed == 0
     runs = []
     for _ in range(3):
-        with driver(spec.search, space, None, seed=0, max_epochs=100) as step:
+        # The seed the coordinator hands its oracle: the resolved spec's.
+        with driver(spec.search, space, None, seed=spec.training.seed, max_epochs=100) as step:
             runs.append([step.propose(number)["values"] for number in range(6)])
     assert runs[0] == runs[1] == runs[2]
     assert len({v["num_layers"] for v in runs[0]}) > 1  # drawn at random, not the defaults
