@@ -25,6 +25,15 @@ Initializer = Literal[
     "zeros",
 ]
 Optimizer = Literal["adam", "rmsprop", "sgd", "nadam", "adadelta", "adagrad"]
+# keras.optimizers.<Name>()'s learning_rate default (Keras 3).
+KERAS_LEARNING_RATES: dict[str, float] = {
+    "adam": 0.001,
+    "rmsprop": 0.001,
+    "sgd": 0.01,
+    "nadam": 0.001,
+    "adadelta": 0.001,
+    "adagrad": 0.001,
+}
 
 METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
     "binary": ("accuracy", "auc"),
@@ -116,7 +125,9 @@ class TrainingSpec(_Strict):
     """Optimizer, clipping, epochs and early stopping."""
 
     optimizer: Optimizer = "adam"
-    learning_rate: float = Field(0.001, gt=0.0, le=10.0)
+    # None: the optimizer's own Keras default, as compile(optimizer="sgd") gets it (sgd 0.01, the others
+    # 0.001), so a search over optimizers trains each at its usual rate, not SGD at a tenth of it.
+    learning_rate: float | None = Field(None, gt=0.0, le=10.0)
     clipnorm: float | None = Field(None, gt=0.0)
     clipvalue: float | None = Field(None, gt=0.0)
     epochs: int = Field(100, ge=1, le=10_000)
@@ -128,6 +139,13 @@ class TrainingSpec(_Strict):
     # balanced: each class's rows weigh n / (classes x its rows) in the training loss (scikit-learn's
     # "balanced"), so a rare class counts as much as a common one. Classification only.
     class_weight: Literal["none", "balanced"] = "none"
+
+    @property
+    def applied_learning_rate(self) -> float:
+        """The learning rate training uses: the spec's, else the optimizer's Keras default."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return KERAS_LEARNING_RATES[self.optimizer]
 
 
 MAX_INITIAL_TRIALS = 20
@@ -491,6 +509,9 @@ def resolve_spec(
     search = _resolve_search(space, spec, task, max_trials_cap) if space is not None else None
     if rows is not None:
         _check_work(spec.model_copy(update={"search": search}), space, weights, rows, max_flops)
+    if space is None:  # a train job shows the rate it trains at; a search's trials each resolve their own
+        rate = spec.training.applied_learning_rate
+        spec = spec.model_copy(update={"training": spec.training.model_copy(update={"learning_rate": rate})})
     return spec.model_copy(update={"task": task, "search": search})
 
 

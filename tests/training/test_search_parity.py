@@ -14,8 +14,12 @@ from models.spec import JobSpec, resolve_spec, stored_spec
 from models.status import JobKind
 from models.tabular import parse_csv
 from tests.support import GUIDE_SEARCH
+from tests.training.conftest import Collector
+from worker.coordinator import trial_spec
+from worker.training.engines import Run
 from worker.training.oracle import SearchExhausted, driver
 from worker.training.reference import guide_build
+from worker.training.train import train_runs
 
 
 def _resolved(raw: dict[str, Any]) -> tuple[JobSpec, SearchSpace]:
@@ -180,3 +184,30 @@ def test_oracle_steps_print_nothing_to_the_workers_log(
     spec, space = _resolved(_two_choices(algorithm, trials=3))
     assert len(_one_step_at_a_time(spec, space, trials=3, seed=3)) == 3
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_a_search_over_optimizers_trains_each_at_its_keras_default_rate(
+    data: dict[str, Path], engine: str
+) -> None:
+    """As the guide's script, whose compile(optimizer="sgd") trains at 0.01: a trial's optimizer brings
+    its own Keras default rate when the spec sets none, and the spec's rate when it does."""
+    csv, columns = data["breast_cancer"], parse_csv(data["breast_cancer"].read_bytes()).columns
+    rates = {}
+    for given in ({}, {"learning_rate": 0.05}):
+        training = {"epochs": 2, "engine": engine, "optimizer": {"choice": ["adam", "sgd"]}} | given
+        raw = {"training": training, "search": {"max_trials": 2}}
+        spec = resolve_spec(raw, kind=JobKind.SEARCH, target="target", columns=columns)
+        document = stored_spec(raw, spec, kind=JobKind.SEARCH)
+        trials = [trial_spec(document, {"optimizer": name})[0] for name in ("adam", "sgd")]
+        collectors = [Collector() for _ in trials]
+        runs = [Run(s, c, None) for s, c in zip(trials, collectors, strict=True)]
+        results = train_runs(csv_path=csv, has_header=True, target="target", runs=runs)
+        assert all(r.failure is None and r.engine is not None and r.engine.engine == engine for r in results)
+        rates[str(given)] = [sorted({round(v["lr"], 6) for _, v, _ in c.epochs}) for c in collectors]
+    assert rates == {"{}": [[0.001], [0.01]], "{'learning_rate': 0.05}": [[0.05], [0.05]]}
+    # A train job shows the rate it trains at.
+    train_spec = resolve_spec(
+        {"training": {"optimizer": "sgd"}}, kind=JobKind.TRAIN, target="target", columns=columns
+    )
+    assert train_spec.training.learning_rate == 0.01

@@ -161,7 +161,7 @@ def build_model(
 def compile_model(model: keras.Model, spec: JobSpec) -> None:
     """Attach optimizer (with clipping), the task's loss and the task's metrics."""
     training = spec.training
-    options: dict[str, Any] = {"learning_rate": training.learning_rate}
+    options: dict[str, Any] = {"learning_rate": training.applied_learning_rate}
     if training.clipnorm is not None:
         options["clipnorm"] = training.clipnorm
     if training.clipvalue is not None:

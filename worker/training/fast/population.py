@@ -145,7 +145,7 @@ def _config(plan: Plan, spec: JobSpec, data: Matrices) -> dict[str, Any]:
             [layers[i].dropout if i < len(layers) else 0.0 for i in range(shape.depth)], np.float32
         ),
         "optimizer": np.int32(OPTIMIZERS.index(t.optimizer)),
-        "learning_rate": np.float32(t.learning_rate),
+        "learning_rate": np.float32(t.applied_learning_rate),
         "l1": np.float32(spec.model.l1),
         "l2": np.float32(spec.model.l2),
         "clipnorm": np.float32(t.clipnorm or 0.0),
@@ -236,7 +236,7 @@ def _record(
             if not host["ran"][e, p]:
                 continue
             values = {name: float(v) for name, v in zip(names, host["metrics"][e, p], strict=True)}
-            values["lr"] = float(spec.training.learning_rate)
+            values["lr"] = spec.training.applied_learning_rate
             dead = {
                 f"relu_{i}": float(host["dead"][e, p, i])
                 for i, layer in enumerate(spec.model.layers)
