@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import jax
@@ -58,6 +59,19 @@ def test_fast_and_reference_engines_agree_on_small_data(separable: Path, tmp_pat
     frame = pd.read_csv(separable).head(5)
     rows = {f"f{i}": frame[f"f{i}"].to_numpy("float32").reshape(-1, 1) for i in range(6)}
     assert model.predict(rows, verbose=0).shape == (5, 1)
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_a_saved_model_loads_without_warnings(separable: Path, tmp_path: Path, engine: str) -> None:
+    """The downloaded file loads and predicts raw rows with nothing printed (no skipped optimizer state)."""
+    train(separable, "label", {"training": {"engine": engine, "epochs": 2}}, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    frame = pd.read_csv(separable).head(3)
+    assert model.predict(
+        {f"f{i}": frame[f"f{i}"].to_numpy("float32") for i in range(6)}, verbose=0
+    ).shape == (3, 1)
 
 
 def test_early_stopping_restores_the_best_epoch_on_the_fast_engine(separable: Path, tmp_path: Path) -> None:

@@ -24,6 +24,11 @@ def save_model(model: keras.Model, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     # A name of its own: two steps of one search may write the same final file at once.
     partial = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.partial.keras")
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        # The fast engine trains outside Keras, so the model's optimizer never made its slots: saved
+        # so, load_model warns it skips them. Built (at zero, as a fresh optimizer starts), it loads quietly.
+        optimizer.build(model.trainable_variables)
     try:
         model.save(partial)
         os.replace(partial, path)
