@@ -26,7 +26,7 @@ Initializer = Literal[
 ]
 Optimizer = Literal["adam", "rmsprop", "sgd", "nadam", "adadelta", "adagrad"]
 # keras.optimizers.<Name>()'s learning_rate default (Keras 3).
-KERAS_LEARNING_RATES: dict[str, float] = {
+KERAS_LEARNING_RATES: dict[Optimizer, float] = {
     "adam": 0.001,
     "rmsprop": 0.001,
     "sgd": 0.01,
@@ -509,10 +509,10 @@ def resolve_spec(
     search = _resolve_search(space, spec, task, max_trials_cap) if space is not None else None
     if rows is not None:
         _check_work(spec.model_copy(update={"search": search}), space, weights, rows, max_flops)
+    training = spec.training
     if space is None:  # a train job shows the rate it trains at; a search's trials each resolve their own
-        rate = spec.training.applied_learning_rate
-        spec = spec.model_copy(update={"training": spec.training.model_copy(update={"learning_rate": rate})})
-    return spec.model_copy(update={"task": task, "search": search})
+        training = training.model_copy(update={"learning_rate": training.applied_learning_rate})
+    return spec.model_copy(update={"task": task, "search": search, "training": training})
 
 
 def _largest(param: Any, fixed: int) -> int:
